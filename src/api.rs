@@ -1,0 +1,556 @@
+//! The `SecretRotation` custom resource (`secretrotator.dev/v1alpha1`) and the project's public names.
+//!
+//! Doc comments on the spec and status fields become the descriptions that `kubectl explain` prints.
+//! Every rule the OpenAPI schema can hold is expressed here (enums, bounds, patterns, defaults); rules
+//! that cross fields live in [`crate::validation`].
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of every resource this project defines.
+pub const GROUP: &str = "secretrotator.dev";
+/// API version of `SecretRotation`.
+pub const VERSION: &str = "v1alpha1";
+/// Annotation on a SecretRotation: a new value asks for one rotation.
+pub const ANNOTATION_ROTATE_NOW: &str = "secretrotator.dev/rotate-now";
+/// Annotation on the synced Secret: the store version it holds.
+pub const ANNOTATION_VERSION_ID: &str = "secretrotator.dev/version-id";
+/// Annotation on the synced Secret: the rotation task that produced it (empty for COMMON secrets).
+pub const ANNOTATION_ROTATION_TASK_ID: &str = "secretrotator.dev/rotation-task-id";
+/// Annotation set on the pod template of each restart target after a rotation.
+pub const ANNOTATION_RESTARTED_AT: &str = "secretrotator.dev/restarted-at";
+/// Finalizer the operator may put on a SecretRotation.
+pub const FINALIZER: &str = "secretrotator.dev/finalizer";
+/// Field manager used for every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "secret-rotator";
+/// Condition type: the synced Secret holds the store's SYSCURRENT value.
+pub const CONDITION_READY: &str = "Ready";
+/// Condition type: a rotation is in progress.
+pub const CONDITION_ROTATING: &str = "Rotating";
+
+/// A pattern for durations: a positive integer followed by one unit (`s`, `m`, `h` or `d`).
+pub const DURATION_PATTERN: &str = r"^[1-9][0-9]{0,7}[smhd]$";
+/// A pattern for five whitespace-separated cron fields.
+pub const CRON_PATTERN: &str = r"^\s*\S+(\s+\S+){4}\s*$";
+/// Names CSMS accepts for secrets: letters, digits, `.`, `_` and `-`.
+pub const SECRET_NAME_PATTERN: &str = r"^[A-Za-z0-9._-]{1,64}$";
+/// A Kubernetes object name (DNS-1123 subdomain).
+pub const DNS_SUBDOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// Database account names the operator accepts.
+pub const DB_USERNAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$";
+/// A key of a Kubernetes Secret.
+pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]{1,253}$";
+
+/// Desired state of a SecretRotation: which store secret to rotate, how often, how to generate values,
+/// and which Kubernetes Secret to keep in sync with the store's current version.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "secretrotator.dev",
+    version = "v1alpha1",
+    kind = "SecretRotation",
+    plural = "secretrotations",
+    singular = "secretrotation",
+    shortname = "srot",
+    category = "secretrotator",
+    namespaced,
+    status = "SecretRotationStatus",
+    doc = "SecretRotation rotates one secret in a CSMS-compatible store on a schedule and keeps a Kubernetes Secret in sync with its current version.",
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.versionId",
+        description = "The store version the synced Secret holds"
+    ),
+    printcolumn(
+        name = "Task",
+        type_ = "string",
+        json_path = ".status.rotationTaskId",
+        description = "The rotation task of the last database rotation"
+    ),
+    printcolumn(
+        name = "Last Rotation",
+        type_ = "date",
+        json_path = ".status.lastRotationTime"
+    ),
+    printcolumn(
+        name = "Next Rotation",
+        type_ = "date",
+        json_path = ".status.nextRotationTime"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRotationSpec {
+    /// Name of the secret in the backing store. Defaults to "<namespace>.<metadata.name>". Unless the
+    /// operator's policy grants more, it must start with "<namespace>.". Letters, digits, '.', '_' and '-',
+    /// at most 64 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
+    pub secret_name: Option<String>,
+
+    /// Kind of secret, as CSMS names it. COMMON: a generated value (an API key, a token) written as a new
+    /// version. RDS-FG and GaussDB-FG: a database credential rotated with CSMS RotateSecret semantics, which
+    /// also changes the password on the database. GaussDB-FG needs database.engine mysql.
+    #[serde(default)]
+    pub secret_type: SecretType,
+
+    /// CSMS project that holds the secret. Defaults to the operator's project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    pub project_id: Option<String>,
+
+    /// When to rotate. Exactly one of period or schedule must be set.
+    pub rotation: RotationSpec,
+
+    /// The database whose password rotates. Required for RDS-FG and GaussDB-FG; must be absent for COMMON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSpec>,
+
+    /// Policy for generated values (passwords and COMMON values), mirroring CSMS GenerateRandomPassword.
+    #[serde(default)]
+    pub password: PasswordPolicy,
+
+    /// The Kubernetes Secret kept in sync with the store's SYSCURRENT version.
+    #[serde(default)]
+    pub target: TargetSpec,
+
+    /// Workloads in the same namespace whose pods are restarted (their pod template annotated with
+    /// secretrotator.dev/restarted-at) after each rotation that changed the synced data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub restart_targets: Vec<RestartTarget>,
+
+    /// Stops scheduled and requested rotations while true. The synced Secret is still kept in sync.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// Kind of store secret, with CSMS's names.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum SecretType {
+    /// A generic secret: each rotation generates a value and creates a new version.
+    #[default]
+    #[serde(rename = "COMMON")]
+    Common,
+    /// An RDS database credential (PostgreSQL or MySQL).
+    #[serde(rename = "RDS-FG")]
+    RdsFg,
+    /// A GaussDB (TaurusDB) credential; speaks the MySQL protocol.
+    #[serde(rename = "GaussDB-FG")]
+    GaussDbFg,
+}
+
+impl SecretType {
+    /// The name CSMS uses for this type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretType::Common => "COMMON",
+            SecretType::RdsFg => "RDS-FG",
+            SecretType::GaussDbFg => "GaussDB-FG",
+        }
+    }
+
+    /// Whether this type is a database credential rotated by RotateSecret.
+    pub fn is_database(self) -> bool {
+        !matches!(self, SecretType::Common)
+    }
+}
+
+impl std::fmt::Display for SecretType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// When rotations happen.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationSpec {
+    /// Time between rotations: a positive integer and a unit, s, m, h or d (for example 30d, 12h, 90m).
+    /// Measured from the last rotation. Exclusive with schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]{0,7}[smhd]$"))]
+    pub period: Option<String>,
+
+    /// Five-field cron expression in UTC (minute hour day-of-month month day-of-week), for example
+    /// "0 3 * * 0" for 03:00 every Sunday. Exclusive with period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\s*\S+(\s+\S+){4}\s*$"), length(max = 128))]
+    pub schedule: Option<String>,
+
+    /// With schedule only: a rotation may start only within this long after a cron tick (for example 2h).
+    /// A tick missed for longer (the operator was down) waits for the next one. Without it, a missed tick
+    /// rotates as soon as possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]{0,7}[smhd]$"))]
+    pub window: Option<String>,
+
+    /// Rotate once as soon as the resource is created, instead of adopting the store's current version.
+    #[serde(default = "default_true")]
+    pub rotate_on_create: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The database whose credential rotates.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    /// Database engine: postgresql or mysql (MySQL, MariaDB, GaussDB/TaurusDB).
+    pub engine: DatabaseEngine,
+
+    /// Host name or IP address of the database server.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z0-9.:\[\]_-]+$"))]
+    pub host: String,
+
+    /// TCP port. Defaults to 5432 for postgresql and 3306 for mysql.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+
+    /// Database to connect to and to write into the synced Secret. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub database: Option<String>,
+
+    /// SingleUser: every rotation resets one account's password. MultiUser: two accounts alternate; a
+    /// rotation resets the password of the account not in use, then makes it current.
+    #[serde(default)]
+    pub mode: DatabaseMode,
+
+    /// The account whose password rotates (SingleUser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$"))]
+    pub username: Option<String>,
+
+    /// The two accounts that alternate (MultiUser): exactly two, distinct.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 2, max = 2),
+        inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$"))
+    )]
+    pub usernames: Option<Vec<String>>,
+
+    /// A Secret in the same namespace holding an administrator's credentials used to change passwords.
+    /// Without it, SingleUser rotation logs in as the account itself with its current password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_secret_ref: Option<AdminSecretRef>,
+
+    /// TLS for connections to the database.
+    #[serde(default)]
+    pub tls: DatabaseTls,
+}
+
+/// Database engine.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseEngine {
+    /// PostgreSQL.
+    Postgresql,
+    /// MySQL, MariaDB, or GaussDB (TaurusDB).
+    Mysql,
+}
+
+impl DatabaseEngine {
+    /// The engine's usual port.
+    pub fn default_port(self) -> u16 {
+        match self {
+            DatabaseEngine::Postgresql => 5432,
+            DatabaseEngine::Mysql => 3306,
+        }
+    }
+}
+
+/// How accounts are rotated (CSMS SecretSubType).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum DatabaseMode {
+    /// One account; each rotation resets its password.
+    #[default]
+    SingleUser,
+    /// Two accounts that alternate; the account in use is never the one whose password changes.
+    MultiUser,
+}
+
+/// A reference to administrator credentials in a Secret of the same namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminSecretRef {
+    /// Name of the Secret.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// Key of the administrator's user name.
+    #[serde(default = "default_username_key")]
+    #[schemars(regex(pattern = r"^[-._a-zA-Z0-9]{1,253}$"))]
+    pub username_key: String,
+    /// Key of the administrator's password.
+    #[serde(default = "default_password_key")]
+    #[schemars(regex(pattern = r"^[-._a-zA-Z0-9]{1,253}$"))]
+    pub password_key: String,
+}
+
+fn default_username_key() -> String {
+    "username".to_owned()
+}
+
+fn default_password_key() -> String {
+    "password".to_owned()
+}
+
+/// TLS settings for database connections.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseTls {
+    /// disable: plain TCP. require: TLS without verifying the server's certificate. verify-full: TLS, the
+    /// certificate verified against caSecretRef (or the system roots) and the host name checked.
+    #[serde(default)]
+    pub mode: TlsMode,
+    /// A Secret key in the same namespace holding the PEM CA bundle for verify-full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+}
+
+/// TLS mode for database connections.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum TlsMode {
+    /// Plain TCP, no encryption.
+    #[serde(rename = "disable")]
+    Disable,
+    /// Encrypted, the server's certificate not verified.
+    #[default]
+    #[serde(rename = "require")]
+    Require,
+    /// Encrypted, the certificate and host name verified.
+    #[serde(rename = "verify-full")]
+    VerifyFull,
+}
+
+/// A key in a Secret of the same namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// Key within the Secret.
+    #[serde(default = "default_ca_key")]
+    #[schemars(regex(pattern = r"^[-._a-zA-Z0-9]{1,253}$"))]
+    pub key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".to_owned()
+}
+
+/// Policy for generated values, with the names of CSMS GenerateRandomPassword in camelCase.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordPolicy {
+    /// Number of characters, 12 to 256.
+    #[serde(default = "default_length")]
+    #[schemars(range(min = 12, max = 256))]
+    pub length: u32,
+    /// Characters never used.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 128))]
+    pub exclude_characters: String,
+    /// Use no lower-case letters.
+    #[serde(default)]
+    pub exclude_lowercase: bool,
+    /// Use no upper-case letters.
+    #[serde(default)]
+    pub exclude_uppercase: bool,
+    /// Use no digits.
+    #[serde(default)]
+    pub exclude_numbers: bool,
+    /// Use no punctuation.
+    #[serde(default)]
+    pub exclude_punctuation: bool,
+    /// Allow the space character.
+    #[serde(default)]
+    pub include_space: bool,
+    /// Use at least one character of every included type.
+    #[serde(default = "default_true")]
+    pub require_each_included_type: bool,
+}
+
+fn default_length() -> u32 {
+    32
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            length: default_length(),
+            exclude_characters: String::new(),
+            exclude_lowercase: false,
+            exclude_uppercase: false,
+            exclude_numbers: false,
+            exclude_punctuation: false,
+            include_space: false,
+            require_each_included_type: true,
+        }
+    }
+}
+
+/// The Kubernetes Secret kept in sync.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetSpec {
+    /// Name of the Secret, in the SecretRotation's namespace. Defaults to the SecretRotation's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: Option<String>,
+    /// Keys of the Secret, each a template over {{ username }}, {{ password }}, {{ host }}, {{ port }},
+    /// {{ database }}, {{ value }} and {{ versionId }}. Empty: the default keys (value for COMMON;
+    /// username, password, host, port and database for database types).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub template: BTreeMap<String, String>,
+    /// Labels put on the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations put on the Secret (besides the operator's own).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Delete: the Secret is owned by the SecretRotation and deleted with it. Retain: it is left behind.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// What happens to the synced Secret when the SecretRotation is deleted.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Deleted with the SecretRotation (an owner reference).
+    #[default]
+    Delete,
+    /// Left in place.
+    Retain,
+}
+
+/// A workload restarted after a rotation.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartTarget {
+    /// Deployment, StatefulSet or DaemonSet.
+    pub kind: RestartKind,
+    /// Name of the workload, in the SecretRotation's namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+}
+
+/// Kinds of workload that can be restarted.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RestartKind {
+    /// apps/v1 Deployment.
+    Deployment,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+}
+
+/// Observed state of a SecretRotation. Written only by the operator.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRotationStatus {
+    /// The store version (SYSCURRENT) the synced Secret holds, for example v3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// The rotation task of the last database rotation (a UUID). Empty for COMMON secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_task_id: Option<String>,
+    /// The store secret this resource rotates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// The database account in use (the one SYSCURRENT references).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_user: Option<String>,
+    /// When the last rotation completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation_time: Option<Time>,
+    /// When the next scheduled rotation is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_time: Option<Time>,
+    /// The last secretrotator.dev/rotate-now value handled; the same value never rotates twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotate_now: Option<String>,
+    /// Failed rotation attempts since the last success.
+    #[serde(default)]
+    pub failed_attempts: u32,
+    /// The last failure, cleared by a success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<RotationFailure>,
+    /// HMAC-SHA256 (keyed by the operator) of the synced Secret's data: detects drift without revealing
+    /// values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_hmac: Option<String>,
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready: the synced Secret holds the store's current version. Rotating: a rotation is in progress.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// A failed rotation attempt.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationFailure {
+    /// When it failed.
+    pub time: Time,
+    /// A CSMS-style error code, for example CSMS.0005.
+    pub error_code: String,
+    /// What failed, never containing a secret value.
+    pub message: String,
+}
+
+impl SecretRotation {
+    /// The store secret name: `spec.secretName`, or "<namespace>.<name>".
+    pub fn store_secret_name(&self) -> String {
+        match &self.spec.secret_name {
+            Some(n) if !n.is_empty() => n.clone(),
+            _ => format!(
+                "{}.{}",
+                self.metadata.namespace.as_deref().unwrap_or_default(),
+                self.metadata.name.as_deref().unwrap_or_default()
+            ),
+        }
+    }
+
+    /// The synced Secret's name: `spec.target.name`, or the resource's name.
+    pub fn target_secret_name(&self) -> String {
+        match &self.spec.target.name {
+            Some(n) if !n.is_empty() => n.clone(),
+            _ => self.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}

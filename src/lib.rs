@@ -1,0 +1,11 @@
+//! secret-rotator: a Kubernetes operator that rotates secrets the way Huawei Cloud CSMS does and keeps
+//! Kubernetes Secrets in sync.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod crdgen;
+pub mod password;
+pub mod planner;
+pub mod template;
+pub mod validation;
