@@ -60,38 +60,12 @@ pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]{1,253}$";
     namespaced,
     status = "SecretRotationStatus",
     doc = "SecretRotation rotates one secret in a CSMS-compatible store on a schedule and keeps a Kubernetes Secret in sync with its current version.",
-    printcolumn(
-        name = "Version",
-        type_ = "string",
-        json_path = ".status.versionId",
-        description = "The store version the synced Secret holds"
-    ),
-    printcolumn(
-        name = "Task",
-        type_ = "string",
-        json_path = ".status.rotationTaskId",
-        description = "The rotation task of the last database rotation"
-    ),
-    printcolumn(
-        name = "Last Rotation",
-        type_ = "date",
-        json_path = ".status.lastRotationTime"
-    ),
-    printcolumn(
-        name = "Next Rotation",
-        type_ = "date",
-        json_path = ".status.nextRotationTime"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.versionId","description":"The store version the synced Secret holds"}"#,
+    printcolumn = r#"{"name":"Task","type":"string","jsonPath":".status.rotationTaskId","description":"The rotation task of the last database rotation"}"#,
+    printcolumn = r#"{"name":"Last Rotation","type":"date","jsonPath":".status.lastRotationTime"}"#,
+    printcolumn = r#"{"name":"Next Rotation","type":"date","jsonPath":".status.nextRotationTime"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRotationSpec {
