@@ -7,5 +7,7 @@ pub mod api;
 pub mod crdgen;
 pub mod password;
 pub mod planner;
+pub mod secret_value;
+pub mod store;
 pub mod template;
 pub mod validation;

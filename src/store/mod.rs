@@ -1,0 +1,119 @@
+//! The one `Store` trait the operator and the API server talk to, with CSMS semantics; and its
+//! implementations: `embedded` (an encrypted file) and `csms` (Huawei Cloud CSMS over HTTP).
+
+pub mod embedded;
+pub mod error;
+pub mod model;
+pub mod target;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+pub use model::*;
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The CSMS operations the operator and the API server need. Every method names its project.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates a secret and its first version `v1` (SYSCURRENT).
+    async fn create_secret(&self, project: &str, req: CreateSecret) -> StoreResult<Secret>;
+    /// A secret's metadata.
+    async fn show_secret(&self, project: &str, name: &str) -> StoreResult<Secret>;
+    /// Secrets by name, `limit` (default 50) after `marker` (a secret name).
+    async fn list_secrets(
+        &self,
+        project: &str,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> StoreResult<SecretPage>;
+    /// Changes a secret's metadata.
+    async fn update_secret(
+        &self,
+        project: &str,
+        name: &str,
+        req: UpdateSecret,
+    ) -> StoreResult<Secret>;
+    /// Deletes a secret with all its versions.
+    async fn delete_secret(&self, project: &str, name: &str) -> StoreResult<()>;
+    /// Adds a version; its stages (default SYSCURRENT) move to it.
+    async fn create_version(
+        &self,
+        project: &str,
+        name: &str,
+        req: CreateVersion,
+    ) -> StoreResult<VersionMetadata>;
+    /// A version with its value, by id (`v3`) or `latest`.
+    async fn show_version(
+        &self,
+        project: &str,
+        name: &str,
+        version_id: &str,
+    ) -> StoreResult<Version>;
+    /// Versions, newest first, `limit` (default 50) after `marker` (a version id).
+    async fn list_versions(
+        &self,
+        project: &str,
+        name: &str,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> StoreResult<VersionPage>;
+    /// A stage.
+    async fn show_stage(&self, project: &str, name: &str, stage: &str) -> StoreResult<Stage>;
+    /// Points a stage at a version (SYSCURRENT moving sends the old one to SYSPREVIOUS).
+    async fn update_stage(
+        &self,
+        project: &str,
+        name: &str,
+        stage: &str,
+        version_id: &str,
+    ) -> StoreResult<Stage>;
+    /// Removes a stage (SYSCURRENT cannot be removed).
+    async fn delete_stage(&self, project: &str, name: &str, stage: &str) -> StoreResult<()>;
+    /// RotateSecret: database secrets only (COMMON is refused).
+    async fn rotate(
+        &self,
+        project: &str,
+        name: &str,
+        opts: RotateOptions,
+    ) -> StoreResult<RotateResult>;
+    /// Rotation tasks, newest first.
+    async fn list_tasks(&self, project: &str, filter: TaskFilter) -> StoreResult<TaskPage>;
+
+    /// The version a stage points at, with its value.
+    async fn show_version_by_stage(
+        &self,
+        project: &str,
+        name: &str,
+        stage: &str,
+    ) -> StoreResult<Version> {
+        let s = self.show_stage(project, name, stage).await?;
+        self.show_version(project, name, &s.version_id).await
+    }
+
+    /// One task by id.
+    async fn show_task(&self, project: &str, task_id: &str) -> StoreResult<RotationTask> {
+        let page = self
+            .list_tasks(
+                project,
+                TaskFilter {
+                    task_id: Some(task_id.to_owned()),
+                    ..TaskFilter::default()
+                },
+            )
+            .await?;
+        page.tasks
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "task",
+                name: task_id.to_owned(),
+            })
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

@@ -1,0 +1,96 @@
+//! The database side of a rotation: set a password, then prove it logs in.
+
+use async_trait::async_trait;
+
+use crate::secret_value::SecretValue;
+
+/// Why a database step failed. Messages never contain a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct TargetError {
+    /// A short code: `CONNECT`, `AUTH`, `SET_PASSWORD`, `LOGIN_TEST`, `TLS`, `TIMEOUT`, `CONFIG`.
+    pub code: String,
+    /// What failed.
+    pub message: String,
+}
+
+impl TargetError {
+    /// Builds an error.
+    pub fn new(code: &str, message: impl Into<String>) -> TargetError {
+        TargetError {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A database account store: the database issue implements it for PostgreSQL and MySQL.
+#[async_trait]
+pub trait PasswordTarget: Send + Sync {
+    /// Sets `user`'s password to `new`. `current` is that account's password as the store knows it, for
+    /// targets that log in as the account itself (no administrator).
+    async fn set_password(
+        &self,
+        user: &str,
+        new: &SecretValue,
+        current: Option<&SecretValue>,
+    ) -> Result<(), TargetError>;
+
+    /// Opens a fresh connection as `user` with `password` and runs a trivial query.
+    async fn test_login(&self, user: &str, password: &SecretValue) -> Result<(), TargetError>;
+
+    /// A description for logs (engine, host, port), never a credential.
+    fn describe(&self) -> String;
+}
+
+/// An in-memory target for tests of pure store logic: a map of accounts to passwords.
+#[derive(Default)]
+pub struct MemoryTarget {
+    accounts: std::sync::Mutex<std::collections::BTreeMap<String, SecretValue>>,
+    /// When set, `set_password` fails with this code.
+    pub fail_set: std::sync::Mutex<Option<String>>,
+}
+
+impl MemoryTarget {
+    /// The password an account has now.
+    pub fn password(&self, user: &str) -> Option<SecretValue> {
+        self.accounts.lock().ok()?.get(user).cloned()
+    }
+
+    /// Sets an account's password directly (the database administrator's doing).
+    pub fn set(&self, user: &str, password: SecretValue) {
+        if let Ok(mut a) = self.accounts.lock() {
+            a.insert(user.to_owned(), password);
+        }
+    }
+}
+
+#[async_trait]
+impl PasswordTarget for MemoryTarget {
+    async fn set_password(
+        &self,
+        user: &str,
+        new: &SecretValue,
+        _current: Option<&SecretValue>,
+    ) -> Result<(), TargetError> {
+        if let Some(code) = self.fail_set.lock().ok().and_then(|f| f.clone()) {
+            return Err(TargetError::new(&code, "injected failure"));
+        }
+        self.set(user, new.clone());
+        Ok(())
+    }
+
+    async fn test_login(&self, user: &str, password: &SecretValue) -> Result<(), TargetError> {
+        match self.password(user) {
+            Some(p) if &p == password => Ok(()),
+            _ => Err(TargetError::new(
+                "LOGIN_TEST",
+                format!("login as {user} refused"),
+            )),
+        }
+    }
+
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+}
