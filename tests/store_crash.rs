@@ -156,13 +156,13 @@ async fn check(s: &EmbeddedStore, t: &Arc<FileTarget>, name: &str) -> Result<boo
         .await
         .map_err(|e| e.to_string())?;
     let cred = DatabaseCredential::from_value(&cur.value).ok_or("current is not a credential")?;
-    if let Some((id, p)) = &pending {
-        if r.version_id != *id || cred.password != p.password {
-            return Err(format!(
-                "{name}: the pending rotation {id} did not resume with its own value (got {})",
-                r.version_id
-            ));
-        }
+    if let Some((id, p)) = &pending
+        && (r.version_id != *id || cred.password != p.password)
+    {
+        return Err(format!(
+            "{name}: the pending rotation {id} did not resume with its own value (got {})",
+            r.version_id
+        ));
     }
     if t.read(&cred.username).as_deref() != Some(cred.password.as_str()) {
         return Err(format!(
