@@ -9,5 +9,6 @@ pub mod password;
 pub mod planner;
 pub mod secret_value;
 pub mod store;
+pub mod telemetry;
 pub mod template;
 pub mod validation;

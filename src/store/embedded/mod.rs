@@ -402,15 +402,21 @@ impl Inner {
             .values()
             .filter_map(|s| version_num(&s.version_id))
             .collect();
-        let deprecated: Vec<u64> = (1..rec.next_version)
-            .filter(|n| !staged.contains(n))
-            .collect();
         let mut t = txn.open_table(VERSIONS).ctx("opening versions")?;
+        let prefix = version_prefix(project, &rec.secret.name);
+        let end = prefix_end(&prefix);
         let mut existing = Vec::new();
-        for n in deprecated {
-            if t.get(version_key(project, &rec.secret.name, n).as_str())
-                .ctx("reading a version")?
-                .is_some()
+        for item in t
+            .range(prefix.as_str()..end.as_str())
+            .ctx("listing versions")?
+        {
+            let (k, _) = item.ctx("listing versions")?;
+            if let Some(n) = k
+                .value()
+                .rsplit('\0')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                && !staged.contains(&n)
             {
                 existing.push(n);
             }
@@ -695,18 +701,46 @@ impl Inner {
     }
 
     fn show_version(&self, project: &str, name: &str, version_id: &str) -> StoreResult<Version> {
+        self.read_version_value(project, name, |rec| {
+            if version_id == LATEST {
+                return Ok(rec.next_version.saturating_sub(1));
+            }
+            version_num(version_id).ok_or_else(|| StoreError::NotFound {
+                kind: "version",
+                name: format!("{name}/{}", version_id.chars().take(32).collect::<String>()),
+            })
+        })
+    }
+
+    fn show_version_by_stage(
+        &self,
+        project: &str,
+        name: &str,
+        stage: &str,
+    ) -> StoreResult<Version> {
+        self.read_version_value(project, name, |rec| {
+            rec.stages
+                .get(stage)
+                .and_then(|s| version_num(&s.version_id))
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "stage",
+                    name: format!("{name}/{}", stage.chars().take(64).collect::<String>()),
+                })
+        })
+    }
+
+    /// One read transaction: the secret, the version `pick` chooses, its value decrypted.
+    fn read_version_value(
+        &self,
+        project: &str,
+        name: &str,
+        pick: impl FnOnce(&SecretRecord) -> StoreResult<u64>,
+    ) -> StoreResult<Version> {
         let r = self.db.begin_read().ctx("starting a read")?;
         let st = r.open_table(SECRETS).ctx("opening secrets")?;
         let rec = self.read_secret_in(&st, project, name)?;
         Self::check_readable(&rec)?;
-        let num = if version_id == LATEST {
-            rec.next_version.saturating_sub(1)
-        } else {
-            version_num(version_id).ok_or_else(|| StoreError::NotFound {
-                kind: "version",
-                name: format!("{name}/{}", version_id.chars().take(32).collect::<String>()),
-            })?
-        };
+        let num = pick(&rec)?;
         let vt = r.open_table(VERSIONS).ctx("opening versions")?;
         let v = self.read_version_in(&vt, project, name, num)?;
         let value = self.open_version(project, name, &v)?;
@@ -1335,8 +1369,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn show_secret(&self, project: &str, name: &str) -> StoreResult<Secret> {
-        let (project, name) = (project.to_owned(), name.to_owned());
-        self.blocking(move |i| i.show_secret(&project, &name)).await
+        self.inner.show_secret(project, name)
     }
 
     async fn list_secrets(
@@ -1384,9 +1417,17 @@ impl Store for EmbeddedStore {
         name: &str,
         version_id: &str,
     ) -> StoreResult<Version> {
-        let (project, name, id) = (project.to_owned(), name.to_owned(), version_id.to_owned());
-        self.blocking(move |i| i.show_version(&project, &name, &id))
-            .await
+        // Reads are short and never wait for a commit: they run inline.
+        self.inner.show_version(project, name, version_id)
+    }
+
+    async fn show_version_by_stage(
+        &self,
+        project: &str,
+        name: &str,
+        stage: &str,
+    ) -> StoreResult<Version> {
+        self.inner.show_version_by_stage(project, name, stage)
     }
 
     async fn list_versions(
@@ -1406,9 +1447,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn show_stage(&self, project: &str, name: &str, stage: &str) -> StoreResult<Stage> {
-        let (project, name, stage) = (project.to_owned(), name.to_owned(), stage.to_owned());
-        self.blocking(move |i| i.show_stage(&project, &name, &stage))
-            .await
+        self.inner.show_stage(project, name, stage)
     }
 
     async fn update_stage(
