@@ -5,10 +5,14 @@
 
 pub mod api;
 pub mod crdgen;
+pub mod files;
 pub mod password;
 pub mod planner;
+pub mod protocol;
 pub mod secret_value;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod template;
+pub mod tls;
 pub mod validation;

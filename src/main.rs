@@ -2,11 +2,19 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
-use secret_rotator::store::embedded::EmbeddedStore;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secret_rotator::files::check_private;
+use secret_rotator::server::{self, AppState, TlsFiles, auth::AuthFile};
+use secret_rotator::store::Store;
+use secret_rotator::store::csms::{CsmsAuth, CsmsOptions, CsmsStore};
 use secret_rotator::store::embedded::crypto::MasterKey;
+use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator::store::target::{SimulatedTargets, TargetResolver};
 use secret_rotator::telemetry::{self, LogFormat};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// secret-rotator: rotates secrets the way Huawei Cloud CSMS does and keeps Kubernetes Secrets in sync.
 #[derive(Parser, Debug)]
@@ -32,6 +40,137 @@ enum Command {
     /// Maintain an embedded store file.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Serve the CSMS REST API over a store.
+    Serve(ServeArgs),
+}
+
+/// Which backing store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    /// The embedded, encrypted store file.
+    Embedded,
+    /// Huawei Cloud CSMS (or another `serve`) over HTTP.
+    Csms,
+}
+
+/// Backing store options, shared by `run` and `serve`.
+#[derive(Args, Debug)]
+struct StoreArgs {
+    /// The backing store.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "embedded",
+        env = "SECRET_ROTATOR_STORE"
+    )]
+    store: StoreKind,
+    /// Embedded store: the store file (created when missing).
+    #[arg(long, env = "SECRET_ROTATOR_STORE_PATH")]
+    store_path: Option<PathBuf>,
+    /// Embedded store: the master key file, base64 of 32 bytes (`openssl rand -base64 32`), mode 0600.
+    #[arg(long, env = "SECRET_ROTATOR_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// Embedded store: deprecated versions kept per secret.
+    #[arg(long, default_value_t = secret_rotator::store::embedded::DEFAULT_HISTORY_LIMIT)]
+    history_limit: usize,
+    /// csms store: the endpoint, for example https://kms.ap-southeast-1.myhuaweicloud.com.
+    #[arg(long, env = "SECRET_ROTATOR_CSMS_ENDPOINT")]
+    csms_endpoint: Option<String>,
+    /// csms store: credentials (YAML: token, access_key {ak, sk}, or iam {endpoint, domain, user, password}), mode 0600.
+    #[arg(long, env = "SECRET_ROTATOR_CSMS_AUTH_FILE")]
+    csms_auth_file: Option<PathBuf>,
+    /// csms store: a PEM CA bundle to trust besides the system roots.
+    #[arg(long, env = "SECRET_ROTATOR_CSMS_CA_FILE")]
+    csms_ca_file: Option<PathBuf>,
+    /// csms store: timeout of one request, in seconds.
+    #[arg(long, default_value_t = 30)]
+    csms_timeout_secs: u64,
+    /// csms store: attempts per call (connection errors, timeouts, 429, 500, 502, 503, 504).
+    #[arg(long, default_value_t = 4)]
+    csms_max_attempts: u32,
+}
+
+impl StoreArgs {
+    fn open(&self) -> Result<Arc<dyn Store>, BoxError> {
+        match self.store {
+            StoreKind::Embedded => {
+                let path = self
+                    .store_path
+                    .as_ref()
+                    .ok_or("--store-path is required with --store embedded")?;
+                let key_file = self
+                    .master_key_file
+                    .as_ref()
+                    .ok_or("--master-key-file is required with --store embedded")?;
+                check_private(key_file, "master key file")?;
+                let key = MasterKey::from_file(key_file)?;
+                let store = EmbeddedStore::open(
+                    path,
+                    key,
+                    EmbeddedOptions {
+                        history_limit: self.history_limit,
+                    },
+                )?;
+                tracing::info!(path = %path.display(), key_id = %store.key_id(), "opened the embedded store");
+                Ok(Arc::new(store))
+            }
+            StoreKind::Csms => {
+                let endpoint = self
+                    .csms_endpoint
+                    .as_ref()
+                    .ok_or("--csms-endpoint is required with --store csms")?;
+                let auth_file = self
+                    .csms_auth_file
+                    .as_ref()
+                    .ok_or("--csms-auth-file is required with --store csms")?;
+                check_private(auth_file, "CSMS auth file")?;
+                let auth = CsmsAuth::load(auth_file)?;
+                let ca = match &self.csms_ca_file {
+                    Some(p) => Some(
+                        std::fs::read(p)
+                            .map_err(|e| format!("--csms-ca-file {}: {e}", p.display()))?,
+                    ),
+                    None => None,
+                };
+                let opts = CsmsOptions {
+                    request_timeout: std::time::Duration::from_secs(self.csms_timeout_secs.max(1)),
+                    max_attempts: self.csms_max_attempts.max(1),
+                    ..CsmsOptions::default()
+                };
+                tracing::info!(endpoint = %endpoint, "using the csms store");
+                Ok(Arc::new(CsmsStore::new(
+                    endpoint,
+                    auth,
+                    opts,
+                    ca.as_deref(),
+                )?))
+            }
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443", env = "SECRET_ROTATOR_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// Credentials (YAML: tokens [{token, projects}], access_keys [{ak, sk, projects}]), mode 0600.
+    #[arg(long, env = "SECRET_ROTATOR_AUTH_FILE")]
+    auth_file: PathBuf,
+    /// PEM certificate chain; with --tls-key, serve HTTPS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Largest accepted difference between X-Sdk-Date and this clock, in seconds.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_SKEW_SECS)]
+    max_clock_skew_secs: i64,
+    /// Rotate database secrets against simulated in-memory databases (for trying the API and SDKs only).
+    #[arg(long)]
+    simulated_databases: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -50,10 +189,68 @@ enum StoreCommand {
     },
 }
 
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+async fn serve(args: ServeArgs) -> Result<(), BoxError> {
+    check_private(&args.auth_file, "auth file")?;
+    let auth = AuthFile::load(&args.auth_file)?;
+    let store = args.store.open()?;
+    let resolver: Option<Arc<dyn TargetResolver>> = if args.simulated_databases {
+        tracing::warn!(
+            "--simulated-databases: database rotations change in-memory accounts, not real databases"
+        );
+        Some(Arc::new(SimulatedTargets::default()))
+    } else {
+        None
+    };
+    let app = server::router(AppState {
+        store,
+        auth: Arc::new(auth),
+        resolver,
+        max_skew_secs: args.max_clock_skew_secs,
+    });
+    let listener = std::net::TcpListener::bind(args.listen)
+        .map_err(|e| format!("binding {}: {e}", args.listen))?;
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => {
+            check_private(&key, "TLS key")?;
+            Some(TlsFiles { cert, key })
+        }
+        _ => None,
+    };
+    server::serve(listener, app, tls, shutdown_signal()).await?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
-    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), BoxError> = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Crd => secret_rotator::crdgen::crd_yaml()
             .map(|yaml| print!("{yaml}"))
             .map_err(Into::into),
@@ -61,7 +258,7 @@ fn main() -> ExitCode {
             store_path,
             master_key_file,
             new_master_key_file,
-        }) => (|| {
+        }) => (|| -> Result<(), BoxError> {
             let old = MasterKey::from_file(&master_key_file)?;
             let new = MasterKey::from_file(&new_master_key_file)?;
             let n = EmbeddedStore::rekey(&store_path, old, &new)?;

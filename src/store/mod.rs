@@ -1,6 +1,7 @@
 //! The one `Store` trait the operator and the API server talk to, with CSMS semantics; and its
 //! implementations: `embedded` (an encrypted file) and `csms` (Huawei Cloud CSMS over HTTP).
 
+pub mod csms;
 pub mod embedded;
 pub mod error;
 pub mod model;

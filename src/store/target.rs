@@ -94,3 +94,36 @@ impl PasswordTarget for MemoryTarget {
         "memory".to_owned()
     }
 }
+
+/// Finds the database target of a secret, for rotations that arrive over the API.
+pub trait TargetResolver: Send + Sync {
+    /// The target, or `None` when the server knows no database for this secret.
+    fn resolve(
+        &self,
+        project: &str,
+        secret: &crate::store::model::Secret,
+    ) -> Option<std::sync::Arc<dyn PasswordTarget>>;
+}
+
+/// Simulated databases (`serve --simulated-databases`): every database secret gets an in-memory account
+/// table that accepts any password. For trying the API and the SDKs without a database; never for
+/// production.
+#[derive(Default)]
+pub struct SimulatedTargets {
+    targets: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<MemoryTarget>>>,
+}
+
+impl TargetResolver for SimulatedTargets {
+    fn resolve(
+        &self,
+        project: &str,
+        secret: &crate::store::model::Secret,
+    ) -> Option<std::sync::Arc<dyn PasswordTarget>> {
+        let mut map = self.targets.lock().ok()?;
+        let t = map
+            .entry(format!("{project}/{}", secret.name))
+            .or_insert_with(|| std::sync::Arc::new(MemoryTarget::default()))
+            .clone();
+        Some(t)
+    }
+}
