@@ -476,6 +476,10 @@ pub struct SecretRotationStatus {
     /// The last secretrotator.dev/rotate-now value handled; the same value never rotates twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rotate_now: Option<String>,
+    /// A rotate-now being carried out: recorded before the rotation, so that after a restart the operator
+    /// can tell from the store whether it already happened (SYSCURRENT moved past fromVersion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_rotate_now: Option<PendingRotateNowStatus>,
     /// Failed rotation attempts since the last success.
     #[serde(default)]
     pub failed_attempts: u32,
@@ -493,6 +497,16 @@ pub struct SecretRotationStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// A rotate-now request in flight.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRotateNowStatus {
+    /// The annotation value being handled.
+    pub value: String,
+    /// The store's SYSCURRENT version when the rotation was decided.
+    pub from_version: String,
 }
 
 /// A failed rotation attempt.
