@@ -5,7 +5,9 @@
 
 pub mod api;
 pub mod crdgen;
+pub mod database;
 pub mod files;
+pub mod metrics;
 pub mod password;
 pub mod planner;
 pub mod protocol;

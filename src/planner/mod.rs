@@ -226,7 +226,10 @@ pub fn plan(i: &Input<'_>) -> Plan {
 
     let reason = if i.suspend {
         None
-    } else if let Some(v) = i.rotate_now.filter(|v| Some(*v) != i.last_rotate_now && !v.is_empty()) {
+    } else if let Some(v) = i
+        .rotate_now
+        .filter(|v| Some(*v) != i.last_rotate_now && !v.is_empty())
+    {
         Some(Reason::RotateNow(v.to_owned()))
     } else if i.rotate_on_create && current_created < i.created {
         Some(Reason::OnCreate)
@@ -289,7 +292,10 @@ mod tests {
         assert_eq!(p.requeue_after, MAX_REQUEUE, "capped, to notice drift");
         let mut i = base(&t);
         i.now = ts("2026-11-28T11:00:00Z");
-        assert_eq!(plan(&i).action, Action::Rotate(Reason::Scheduled(ts("2026-11-28T11:00:00Z"))));
+        assert_eq!(
+            plan(&i).action,
+            Action::Rotate(Reason::Scheduled(ts("2026-11-28T11:00:00Z")))
+        );
         // Shortly before: the exact requeue time.
         i.now = ts("2026-11-28T10:59:30Z");
         let p = plan(&i);
@@ -313,12 +319,19 @@ mod tests {
         let t = Timing::Period(DAY);
         let mut i = base(&t);
         i.rotate_now = Some("2026-11-27T12:00:00Z");
-        assert_eq!(plan(&i).action, Action::Rotate(Reason::RotateNow("2026-11-27T12:00:00Z".into())));
+        assert_eq!(
+            plan(&i).action,
+            Action::Rotate(Reason::RotateNow("2026-11-27T12:00:00Z".into()))
+        );
         i.last_rotate_now = Some("2026-11-27T12:00:00Z");
         assert_eq!(plan(&i).action, Action::Sync);
         i.rotate_now = Some("");
         i.last_rotate_now = None;
-        assert_eq!(plan(&i).action, Action::Sync, "an empty value asks for nothing");
+        assert_eq!(
+            plan(&i).action,
+            Action::Sync,
+            "an empty value asks for nothing"
+        );
     }
 
     #[test]
@@ -332,7 +345,10 @@ mod tests {
         i.rotate_now = Some("x");
         i.pending_rotate_now = Some(&pending);
         // The store still shows v3: the rotation did not happen; do it.
-        assert_eq!(plan(&i).action, Action::Rotate(Reason::RotateNow("x".into())));
+        assert_eq!(
+            plan(&i).action,
+            Action::Rotate(Reason::RotateNow("x".into()))
+        );
         // The store moved on: it happened; record it without rotating.
         i.current = Some(("v4", ts("2026-11-27T11:59:00Z")));
         assert_eq!(plan(&i).action, Action::CompleteRotateNow("x".into()));
@@ -386,7 +402,10 @@ mod tests {
         let wait = backoff::delay(3, 0.5);
         assert_eq!(p.requeue_after, wait - Duration::from_secs(10));
         i.now = add(ts("2026-11-27T11:59:50Z"), wait);
-        assert!(matches!(plan(&i).action, Action::Rotate(Reason::Scheduled(_))));
+        assert!(matches!(
+            plan(&i).action,
+            Action::Rotate(Reason::Scheduled(_))
+        ));
     }
 
     #[test]
@@ -400,7 +419,10 @@ mod tests {
         assert_eq!(plan(&i).next_rotation, Some(ts("2026-11-28T03:00:00Z")));
         // The operator was down over two ticks: one rotation, then the next tick.
         i.current = Some(("v3", ts("2026-11-20T11:00:00Z")));
-        assert_eq!(plan(&i).action, Action::Rotate(Reason::Scheduled(ts("2026-11-21T03:00:00Z"))));
+        assert_eq!(
+            plan(&i).action,
+            Action::Rotate(Reason::Scheduled(ts("2026-11-21T03:00:00Z")))
+        );
     }
 
     #[test]
@@ -417,6 +439,9 @@ mod tests {
         assert_eq!(p.next_rotation, Some(ts("2026-11-28T03:00:00Z")));
         // Within today's window: rotate now, for today's tick.
         i.now = ts("2026-11-27T04:30:00Z");
-        assert_eq!(plan(&i).action, Action::Rotate(Reason::Scheduled(ts("2026-11-27T03:00:00Z"))));
+        assert_eq!(
+            plan(&i).action,
+            Action::Rotate(Reason::Scheduled(ts("2026-11-27T03:00:00Z")))
+        );
     }
 }

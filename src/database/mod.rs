@@ -1,0 +1,60 @@
+//! Password changers for PostgreSQL and MySQL/MariaDB behind the store's [`PasswordTarget`] trait.
+
+pub mod mysql;
+pub mod postgres;
+mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::{DatabaseEngine, TlsMode};
+use crate::secret_value::SecretValue;
+use crate::store::target::PasswordTarget;
+
+/// How long a connection attempt may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how to connect.
+#[derive(Clone)]
+pub struct Connection {
+    /// Engine.
+    pub engine: DatabaseEngine,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Database to connect to (PostgreSQL default `postgres`).
+    pub database: Option<String>,
+    /// TLS mode.
+    pub tls: TlsMode,
+    /// PEM CA bundle for verify-full.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Administrator credentials; without them an account changes its own password.
+    pub admin: Option<(String, SecretValue)>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("engine", &self.engine)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("tls", &self.tls)
+            .field("admin", &self.admin.as_ref().map(|(u, _)| u))
+            .finish()
+    }
+}
+
+/// The target for a connection.
+pub fn target(conn: Connection) -> Arc<dyn PasswordTarget> {
+    match conn.engine {
+        DatabaseEngine::Postgresql => Arc::new(postgres::Postgres::new(conn)),
+        DatabaseEngine::Mysql => Arc::new(mysql::Mysql::new(conn)),
+    }
+}
+
+/// A short description of a connection for messages: engine, host and port, never a credential.
+pub fn describe(conn: &Connection) -> String {
+    format!("{:?} {}:{}", conn.engine, conn.host, conn.port).to_lowercase()
+}
