@@ -27,7 +27,7 @@ pub enum Timing {
     /// At cron ticks; with a window, a tick is honoured only until `tick + window`.
     Schedule {
         /// The cron expression.
-        schedule: Schedule,
+        schedule: Box<Schedule>,
         /// How long after a tick a rotation may still start.
         window: Option<Duration>,
     },
@@ -411,7 +411,7 @@ mod tests {
     #[test]
     fn cron_ticks_after_the_last_rotation() {
         let t = Timing::Schedule {
-            schedule: Schedule::parse("0 3 * * *").unwrap(),
+            schedule: Box::new(Schedule::parse("0 3 * * *").unwrap()),
             window: None,
         };
         let mut i = base(&t);
@@ -428,7 +428,7 @@ mod tests {
     #[test]
     fn cron_windows_skip_missed_ticks() {
         let t = Timing::Schedule {
-            schedule: Schedule::parse("0 3 * * *").unwrap(),
+            schedule: Box::new(Schedule::parse("0 3 * * *").unwrap()),
             window: Some(Duration::from_secs(2 * 3600)),
         };
         let mut i = base(&t);
