@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod controller;
 pub mod crdgen;
 pub mod database;
 pub mod files;

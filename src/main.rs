@@ -42,6 +42,50 @@ enum Command {
     Store(StoreCommand),
     /// Serve the CSMS REST API over a store.
     Serve(ServeArgs),
+    /// Run the operator.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The CSMS project used when a SecretRotation names none (with the embedded store, a name space
+    /// inside the store file).
+    #[arg(long, default_value = "default", env = "SECRET_ROTATOR_PROJECT_ID")]
+    csms_project_id: String,
+    /// Watch one namespace only; all namespaces when absent.
+    #[arg(long, env = "SECRET_ROTATOR_NAMESPACE")]
+    namespace: Option<String>,
+    /// Address of the metrics and health endpoints (/metrics, /healthz, /readyz).
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8080",
+        env = "SECRET_ROTATOR_METRICS_ADDR"
+    )]
+    metrics_addr: std::net::SocketAddr,
+    /// Elect a leader through a Lease so that only one replica rotates.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "SECRET_ROTATOR_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the leader Lease (default: the watched namespace, or POD_NAMESPACE, or default).
+    #[arg(long, env = "SECRET_ROTATOR_LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "secret-rotator-leader")]
+    lease_name: String,
+    /// Lease duration in seconds; a new leader takes over this long after the old one stops renewing.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_secs: u64,
+    /// SecretRotations reconciled at once.
+    #[arg(long, default_value_t = 4, env = "SECRET_ROTATOR_CONCURRENCY")]
+    concurrency: u16,
+    /// Key of the status dataHmac (any bytes, mode 0600). Default with the embedded store: derived from the
+    /// master key. Required with --store csms.
+    #[arg(long, env = "SECRET_ROTATOR_HMAC_KEY_FILE")]
+    hmac_key_file: Option<PathBuf>,
+    /// Namespace policy (YAML `namespaces: {<namespace>: [store secret name patterns]}`).
+    #[arg(long, env = "SECRET_ROTATOR_POLICY_FILE")]
+    policy_file: Option<PathBuf>,
 }
 
 /// Which backing store.
@@ -236,6 +280,160 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
+async fn run(args: RunArgs) -> Result<(), BoxError> {
+    use secret_rotator::controller::{self, Context, Scope, leader, policy::NamespacePolicy};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let store = args.store.open()?;
+    let hmac_key = match (&args.hmac_key_file, args.store.store) {
+        (Some(p), _) => {
+            check_private(p, "HMAC key file")?;
+            zeroize::Zeroizing::new(
+                std::fs::read(p).map_err(|e| format!("--hmac-key-file {}: {e}", p.display()))?,
+            )
+        }
+        (None, StoreKind::Embedded) => {
+            let key_file = args
+                .store
+                .master_key_file
+                .as_ref()
+                .ok_or("--master-key-file is required")?;
+            MasterKey::from_file(key_file)?.derive("secret-rotator status dataHmac")
+        }
+        (None, StoreKind::Csms) => {
+            return Err("--hmac-key-file is required with --store csms".into());
+        }
+    };
+    let policy = match &args.policy_file {
+        Some(p) => NamespacePolicy::load(p)?,
+        None => NamespacePolicy::default(),
+    };
+    secret_rotator::tls::install_crypto_provider();
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+    let metrics = Arc::new(secret_rotator::metrics::Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+
+    // Metrics and health.
+    let m = metrics.clone();
+    let r = ready.clone();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let m = m.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.encode(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let r = r.clone();
+                async move {
+                    if r.load(Ordering::SeqCst) {
+                        (axum::http::StatusCode::OK, "ok")
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|e| format!("binding --metrics-addr {}: {e}", args.metrics_addr))?;
+    tracing::info!(addr = %args.metrics_addr, "metrics and health endpoints listening");
+    let metrics_stop = stopped(stop_rx.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(metrics_stop)
+            .await;
+    });
+
+    let identity = format!(
+        "{}-{:08x}",
+        std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "secret-rotator".into()),
+        rand::random::<u32>()
+    );
+    let lease = leader::LeaderConfig {
+        namespace: args
+            .leader_election_namespace
+            .clone()
+            .or_else(|| args.namespace.clone())
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into()),
+        name: args.lease_name.clone(),
+        identity: identity.clone(),
+        lease_duration: std::time::Duration::from_secs(args.lease_duration_secs.max(3)),
+        renew_every: std::time::Duration::from_secs((args.lease_duration_secs / 3).max(1)),
+    };
+    if args.leader_election {
+        ready.store(true, Ordering::SeqCst);
+        tokio::select! {
+            _ = leader::acquire(&client, &lease) => {}
+            _ = stopped(stop_rx.clone()) => return Ok(()),
+        }
+    }
+    ready.store(true, Ordering::SeqCst);
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        store,
+        project: args.csms_project_id.clone(),
+        creates_missing: args.store.store == StoreKind::Embedded,
+        hmac_key,
+        policy,
+        metrics,
+        reporter: kube::runtime::events::Reporter {
+            controller: "secret-rotator".into(),
+            instance: Some(identity),
+        },
+        failpoint: std::env::var("SECRET_ROTATOR_TEST_FAILPOINT").ok(),
+    });
+    let scope = Scope {
+        namespace: args.namespace.clone(),
+    };
+    let controller = controller::run(
+        ctx,
+        scope,
+        args.concurrency.max(1),
+        stopped(stop_rx.clone()),
+    );
+    if args.leader_election {
+        let lost = tokio::select! {
+            _ = controller => false,
+            _ = leader::hold(&client, &lease) => true,
+        };
+        if lost {
+            return Err(
+                "lost the leader lease; exiting so that a restart rejoins the election".into(),
+            );
+        }
+        leader::release(&client, &lease).await;
+    } else {
+        controller.await;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
@@ -251,6 +449,7 @@ fn main() -> ExitCode {
     };
     let result: Result<(), BoxError> = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Run(args) => runtime.block_on(run(args)),
         Command::Crd => secret_rotator::crdgen::crd_yaml()
             .map(|yaml| print!("{yaml}"))
             .map_err(Into::into),

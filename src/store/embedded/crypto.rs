@@ -187,6 +187,17 @@ impl MasterKey {
         }
     }
 
+    /// A 32-byte key derived from this one for another purpose (HMAC-SHA256 of the purpose).
+    pub fn derive(&self, purpose: &str) -> Zeroizing<Vec<u8>> {
+        match <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_ref()) {
+            Ok(mut mac) => {
+                mac.update(purpose.as_bytes());
+                Zeroizing::new(mac.finalize().into_bytes().to_vec())
+            }
+            Err(_) => Zeroizing::new(Vec::new()),
+        }
+    }
+
     /// The key check value stored with the data.
     pub fn key_check_value(&self) -> Result<Vec<u8>, StoreError> {
         seal_with(&self.key, KCV_AAD, &[0u8; 32])

@@ -1,0 +1,154 @@
+//! The operator: kube-runtime wiring around a thin reconcile.
+
+pub mod leader;
+pub mod policy;
+mod reconcile;
+pub mod restart;
+pub mod status;
+pub mod synced;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+use crate::api::SecretRotation;
+use crate::metrics::{CategoryLabel, Metrics};
+use crate::store::{Store, StoreError};
+use policy::NamespacePolicy;
+
+/// What every reconcile shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// The backing store.
+    pub store: Arc<dyn Store>,
+    /// The project used when a resource names none.
+    pub project: String,
+    /// Whether missing store secrets are created (embedded store) or reported (csms).
+    pub creates_missing: bool,
+    /// Key of the status data HMAC.
+    pub hmac_key: Zeroizing<Vec<u8>>,
+    /// Namespace isolation policy.
+    pub policy: NamespacePolicy,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Who publishes events.
+    pub reporter: Reporter,
+    /// Test hook: `abort-after-store-rotation` aborts the process right after a store rotation.
+    pub failpoint: Option<String>,
+}
+
+/// A reconcile failure that is retried with backoff (expected problems become conditions instead).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("{action} {object}: {source}")]
+    Kube {
+        /// What was being done.
+        action: &'static str,
+        /// `namespace/name` of the object.
+        object: String,
+        /// The cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// A store call failed.
+    #[error("{action} {object}: {source}")]
+    Store {
+        /// What was being done.
+        action: &'static str,
+        /// The store secret.
+        object: String,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl Error {
+    /// A bounded category for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube {
+                source: kube::Error::Api(e),
+                ..
+            } if e.code == 409 => "kube_conflict",
+            Error::Kube { .. } => "kube",
+            Error::Store { source, .. } if source.is_transient() => "store_transient",
+            Error::Store { .. } => "store",
+        }
+    }
+}
+
+fn error_policy(sr: Arc<SecretRotation>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&CategoryLabel {
+            category: err.category(),
+        })
+        .inc();
+    warn!(namespace = sr.namespace().unwrap_or_default(), name = %sr.name_any(), error = %err, "reconcile failed; retrying");
+    let jitter = rand::random::<u64>() % 5;
+    Action::requeue(Duration::from_secs(5 + jitter))
+}
+
+/// Where the controller looks.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// One namespace, or all.
+    pub namespace: Option<String>,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    scope: Scope,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (rotations, secrets): (Api<SecretRotation>, Api<Secret>) = match &scope.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let synced_selector = format!("{}={}", synced::LABEL_MANAGED_BY, synced::MANAGED_BY);
+    info!(
+        namespace = scope.namespace.as_deref().unwrap_or("<all>"),
+        concurrency, "starting the controller"
+    );
+    // A status write wakes the controller once more; that reconcile finds nothing to do and writes
+    // nothing (see reconcile: every write is preceded by a comparison).
+    Controller::new(rotations, watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .watches(
+            secrets,
+            watcher::Config::default()
+                .labels(&synced_selector)
+                .any_semantic(),
+            |s: Secret| {
+                let owner = s.labels().get(synced::LABEL_OWNER).cloned();
+                let ns = s.namespace();
+                owner.map(|o| {
+                    ObjectRef::<SecretRotation>::new(&o).within(ns.as_deref().unwrap_or_default())
+                })
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    info!("controller stopped");
+}

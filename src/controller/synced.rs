@@ -1,0 +1,343 @@
+//! The synced Kubernetes Secret: its desired form from the store's SYSCURRENT, drift comparison, the
+//! data HMAC, and server-side apply.
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+use sha2::Sha256;
+
+use crate::api::{
+    ANNOTATION_ROTATION_TASK_ID, ANNOTATION_VERSION_ID, DeletionPolicy, SecretRotation,
+};
+use crate::store::model::{DatabaseCredential, Version};
+use crate::template::Template;
+use crate::validation::database_port;
+
+/// Label on every synced Secret: who manages it.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Its value.
+pub const MANAGED_BY: &str = "secret-rotator";
+/// Label on every synced Secret: the SecretRotation it belongs to.
+pub const LABEL_OWNER: &str = "secretrotator.dev/secret-rotation";
+
+/// Why the desired Secret could not be built. Messages never hold a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncedError {
+    /// A database secret's version is not `{"username","password"}` JSON.
+    #[error("version {version} of {secret} is not a database credential")]
+    NotACredential {
+        /// Store secret.
+        secret: String,
+        /// Version id.
+        version: String,
+    },
+    /// A template failed to parse (validation normally catches this first).
+    #[error("target.template[{key}]: {message}")]
+    Template {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The values a template can use for one version.
+struct Values {
+    username: String,
+    password: String,
+    host: String,
+    port: String,
+    database: String,
+    value: String,
+    version_id: String,
+}
+
+impl Drop for Values {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.password);
+        zeroize::Zeroize::zeroize(&mut self.value);
+    }
+}
+
+impl Values {
+    fn get(&self, name: &str) -> &str {
+        match name {
+            "username" => &self.username,
+            "password" => &self.password,
+            "host" => &self.host,
+            "port" => &self.port,
+            "database" => &self.database,
+            "value" => &self.value,
+            "versionId" => &self.version_id,
+            _ => "",
+        }
+    }
+}
+
+/// The data of the synced Secret for a version.
+pub fn desired_data(
+    sr: &SecretRotation,
+    version: &Version,
+) -> Result<BTreeMap<String, ByteString>, SyncedError> {
+    let spec = &sr.spec;
+    let mut v = Values {
+        username: String::new(),
+        password: String::new(),
+        host: String::new(),
+        port: String::new(),
+        database: String::new(),
+        value: String::new(),
+        version_id: version.version_metadata.id.clone(),
+    };
+    if spec.secret_type.is_database() {
+        let cred = DatabaseCredential::from_value(&version.value).ok_or_else(|| {
+            SyncedError::NotACredential {
+                secret: version.version_metadata.secret_name.clone(),
+                version: version.version_metadata.id.clone(),
+            }
+        })?;
+        v.username = cred.username.clone();
+        v.password = cred.password.clone();
+        if let Some(db) = &spec.database {
+            v.host = db.host.clone();
+            v.port = database_port(db.engine, db.port).to_string();
+            v.database = db.database.clone().unwrap_or_default();
+        }
+    } else {
+        v.value = String::from_utf8_lossy(version.value.expose()).into_owned();
+    }
+    let mut data = BTreeMap::new();
+    if spec.target.template.is_empty() {
+        if spec.secret_type.is_database() {
+            for key in ["username", "password", "host", "port"] {
+                data.insert(key.to_owned(), ByteString(v.get(key).as_bytes().to_vec()));
+            }
+            if !v.database.is_empty() {
+                data.insert(
+                    "database".to_owned(),
+                    ByteString(v.database.as_bytes().to_vec()),
+                );
+            }
+        } else {
+            data.insert("value".to_owned(), ByteString(v.value.as_bytes().to_vec()));
+        }
+    } else {
+        for (key, text) in &spec.target.template {
+            let t = Template::parse(text).map_err(|e| SyncedError::Template {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            data.insert(key.clone(), ByteString(t.render(|n| v.get(n)).into_bytes()));
+        }
+    }
+    Ok(data)
+}
+
+/// HMAC-SHA256 of the data under the operator's key, hex: equal data, equal HMAC; reveals nothing.
+pub fn data_hmac(key: &[u8], data: &BTreeMap<String, ByteString>) -> String {
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
+        return String::new();
+    };
+    for (k, v) in data {
+        mac.update(&(k.len() as u64).to_be_bytes());
+        mac.update(k.as_bytes());
+        mac.update(&(v.0.len() as u64).to_be_bytes());
+        mac.update(&v.0);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The whole desired Secret.
+pub fn desired_secret(
+    sr: &SecretRotation,
+    data: BTreeMap<String, ByteString>,
+    version_id: &str,
+    task_id: &str,
+) -> Secret {
+    let name = sr.target_secret_name();
+    let mut labels = sr.spec.target.labels.clone();
+    labels.insert(LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned());
+    labels.insert(
+        LABEL_OWNER.to_owned(),
+        sr.metadata.name.clone().unwrap_or_default(),
+    );
+    let mut annotations = sr.spec.target.annotations.clone();
+    annotations.insert(ANNOTATION_VERSION_ID.to_owned(), version_id.to_owned());
+    annotations.insert(ANNOTATION_ROTATION_TASK_ID.to_owned(), task_id.to_owned());
+    let owner_references = match sr.spec.target.deletion_policy {
+        DeletionPolicy::Delete => sr.controller_owner_ref(&()).map(|o| vec![o]),
+        DeletionPolicy::Retain => None,
+    };
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: sr.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references,
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
+fn owner_matches(want: &Option<Vec<OwnerReference>>, have: &Option<Vec<OwnerReference>>) -> bool {
+    match want {
+        None => true,
+        Some(w) => w.iter().all(|o| {
+            have.as_ref().is_some_and(|h| {
+                h.iter()
+                    .any(|x| x.uid == o.uid && x.controller == o.controller)
+            })
+        }),
+    }
+}
+
+/// Whether `existing` already holds everything `desired` says (extra keys, labels or annotations that
+/// others added are left alone, except data: the data must be exactly ours).
+pub fn up_to_date(desired: &Secret, existing: &Secret) -> bool {
+    let subset = |want: &Option<BTreeMap<String, String>>,
+                  have: &Option<BTreeMap<String, String>>| {
+        want.as_ref().is_none_or(|w| {
+            w.iter()
+                .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+        })
+    };
+    desired.data == existing.data
+        && subset(&desired.metadata.labels, &existing.metadata.labels)
+        && subset(
+            &desired.metadata.annotations,
+            &existing.metadata.annotations,
+        )
+        && owner_matches(
+            &desired.metadata.owner_references,
+            &existing.metadata.owner_references,
+        )
+        && existing.metadata.deletion_timestamp.is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SecretRotationSpec;
+    use crate::secret_value::SecretValue;
+    use crate::store::model::{ValueKind, VersionMetadata};
+
+    fn sr(spec: &str) -> SecretRotation {
+        let spec: SecretRotationSpec = serde_saphyr::from_str(spec).unwrap();
+        let mut sr = SecretRotation::new("orders", spec);
+        sr.metadata.namespace = Some("shop".into());
+        sr.metadata.uid = Some("uid-1".into());
+        sr
+    }
+
+    fn version(id: &str, value: &str) -> Version {
+        Version {
+            version_metadata: VersionMetadata {
+                id: id.into(),
+                secret_name: "shop.orders".into(),
+                ..Default::default()
+            },
+            value: SecretValue::from_str_value(value),
+            kind: ValueKind::String,
+        }
+    }
+
+    #[test]
+    fn default_keys_by_type() {
+        let c = sr("rotation: {period: 1d}");
+        let d = desired_data(&c, &version("v1", "tok")).unwrap();
+        assert_eq!(d.keys().collect::<Vec<_>>(), ["value"]);
+        assert_eq!(d["value"].0, b"tok");
+        let db = sr(
+            "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: postgresql, host: db.svc, username: app, database: orders}",
+        );
+        let d = desired_data(&db, &version("v2", r#"{"username":"app","password":"pw"}"#)).unwrap();
+        assert_eq!(
+            d.keys().collect::<Vec<_>>(),
+            ["database", "host", "password", "port", "username"]
+        );
+        assert_eq!(d["port"].0, b"5432");
+        assert_eq!(d["password"].0, b"pw");
+        assert!(desired_data(&db, &version("v2", "not json")).is_err());
+    }
+
+    #[test]
+    fn templates_render_every_key() {
+        let c = sr(
+            "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: mysql, host: h, username: u}\ntarget: {template: {url: 'mysql://{{ username }}:{{ password }}@{{ host }}:{{ port }}', v: '{{ versionId }}'}}",
+        );
+        let d = desired_data(&c, &version("v7", r#"{"username":"u","password":"p"}"#)).unwrap();
+        assert_eq!(d["url"].0, b"mysql://u:p@h:3306");
+        assert_eq!(d["v"].0, b"v7");
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn secret_metadata_and_drift() {
+        let c = sr(
+            "rotation: {period: 1d}\ntarget: {name: api, labels: {team: a}, annotations: {note: x}}",
+        );
+        let data = desired_data(&c, &version("v1", "tok")).unwrap();
+        let s = desired_secret(&c, data.clone(), "v1", "");
+        assert_eq!(s.metadata.name.as_deref(), Some("api"));
+        let ann = s.metadata.annotations.clone().unwrap();
+        assert_eq!(ann[ANNOTATION_VERSION_ID], "v1");
+        assert_eq!(ann["note"], "x");
+        assert_eq!(s.metadata.labels.clone().unwrap()[LABEL_OWNER], "orders");
+        assert_eq!(
+            s.metadata.owner_references.as_ref().unwrap()[0].uid,
+            "uid-1"
+        );
+        assert!(up_to_date(&s, &s));
+        let mut edited = s.clone();
+        edited
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("value".into(), ByteString(b"tampered".to_vec()));
+        assert!(!up_to_date(&s, &edited));
+        let mut extra_label = s.clone();
+        extra_label
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("other".into(), "y".into());
+        assert!(
+            up_to_date(&s, &extra_label),
+            "others' labels are left alone"
+        );
+        let retain = sr("rotation: {period: 1d}\ntarget: {deletionPolicy: Retain}");
+        assert!(
+            desired_secret(&retain, data, "v1", "")
+                .metadata
+                .owner_references
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn hmac_tracks_the_data_only() {
+        let mut a = BTreeMap::new();
+        a.insert("k".to_owned(), ByteString(b"v".to_vec()));
+        let h1 = data_hmac(b"key", &a);
+        assert_eq!(h1.len(), 64);
+        assert_eq!(h1, data_hmac(b"key", &a));
+        assert_ne!(h1, data_hmac(b"other", &a));
+        a.insert("k".to_owned(), ByteString(b"w".to_vec()));
+        assert_ne!(h1, data_hmac(b"key", &a));
+        // Key/value boundaries are unambiguous.
+        let mut b1 = BTreeMap::new();
+        b1.insert("ab".to_owned(), ByteString(b"c".to_vec()));
+        let mut b2 = BTreeMap::new();
+        b2.insert("a".to_owned(), ByteString(b"bc".to_vec()));
+        assert_ne!(data_hmac(b"key", &b1), data_hmac(b"key", &b2));
+    }
+}
