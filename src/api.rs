@@ -63,7 +63,7 @@ pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]{1,253}$";
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.versionId","description":"The store version the synced Secret holds"}"#,
     printcolumn = r#"{"name":"Task","type":"string","jsonPath":".status.rotationTaskId","description":"The rotation task of the last database rotation"}"#,
     printcolumn = r#"{"name":"Last Rotation","type":"date","jsonPath":".status.lastRotationTime"}"#,
-    printcolumn = r#"{"name":"Next Rotation","type":"date","jsonPath":".status.nextRotationTime"}"#,
+    printcolumn = r#"{"name":"Next Rotation","type":"string","jsonPath":".status.nextRotationTime"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]

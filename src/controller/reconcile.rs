@@ -122,24 +122,22 @@ impl Reconciler<'_> {
         r
     }
 
+    /// Writes the whole status. A JSON merge patch (not server-side apply): Kubernetes 1.20 turns a field
+    /// dropped from an applied status into null, which the schema refuses; a merge patch deletes it.
     async fn apply_status(&self, status: &SecretRotationStatus) -> Result<(), Error> {
         let api: Api<SecretRotation> = Api::namespaced(self.ctx.client.clone(), &self.ns);
-        let body = serde_json::json!({
-            "apiVersion": "secretrotator.dev/v1alpha1",
-            "kind": "SecretRotation",
-            "status": status,
-        });
-        api.patch_status(
-            &self.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(|source| Error::Kube {
-            action: "writing the status of",
-            object: self.object(),
-            source,
-        })?;
+        let body = serde_json::json!({ "status": status_patch(self.sr.status.as_ref(), status) });
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        api.patch_status(&self.name, &pp, &Patch::Merge(&body))
+            .await
+            .map_err(|source| Error::Kube {
+                action: "writing the status of",
+                object: self.object(),
+                source,
+            })?;
         Ok(())
     }
 
@@ -374,6 +372,26 @@ impl Reconciler<'_> {
             .ok()?;
         page.tasks.into_iter().next().map(|t| t.task_id)
     }
+}
+
+/// The merge patch from `old` to `new`: every field of `new`, and null for each field only `old` has.
+fn status_patch(
+    old: Option<&SecretRotationStatus>,
+    new: &SecretRotationStatus,
+) -> serde_json::Value {
+    let mut patch = serde_json::to_value(new).unwrap_or_default();
+    if let (Some(old), Some(map)) = (
+        old.and_then(|o| serde_json::to_value(o).ok()),
+        patch.as_object_mut(),
+    ) && let Some(old) = old.as_object()
+    {
+        for k in old.keys() {
+            if !map.contains_key(k) {
+                map.insert(k.clone(), serde_json::Value::Null);
+            }
+        }
+    }
+    patch
 }
 
 /// One reconcile of one SecretRotation.

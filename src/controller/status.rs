@@ -48,11 +48,20 @@ pub fn condition(
         .find(|c| c.type_ == type_ && c.status == status)
         .map(|c| c.last_transition_time.clone())
         .unwrap_or_else(|| now.clone());
+    // An empty message is serialized as null, which the CRD schema refuses: always say something.
+    let message = if message.is_empty() {
+        match reason {
+            reasons::IDLE => "no rotation in progress".to_owned(),
+            other => other.to_owned(),
+        }
+    } else {
+        message.chars().take(1024).collect()
+    };
     Condition {
         type_: type_.to_owned(),
         status: status.to_owned(),
         reason: reason.to_owned(),
-        message: message.chars().take(1024).collect(),
+        message,
         last_transition_time,
         observed_generation: generation,
     }
