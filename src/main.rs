@@ -284,7 +284,6 @@ async fn run(args: RunArgs) -> Result<(), BoxError> {
     use secret_rotator::controller::{self, Context, Scope, leader, policy::NamespacePolicy};
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    let store = args.store.open()?;
     let hmac_key = match (&args.hmac_key_file, args.store.store) {
         (Some(p), _) => {
             check_private(p, "HMAC key file")?;
@@ -393,6 +392,8 @@ async fn run(args: RunArgs) -> Result<(), BoxError> {
             _ = stopped(stop_rx.clone()) => return Ok(()),
         }
     }
+    // Opened only by the leader: the embedded store's file admits one process at a time.
+    let store = args.store.open()?;
     ready.store(true, Ordering::SeqCst);
     let ctx = Arc::new(Context {
         client: client.clone(),

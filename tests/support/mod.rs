@@ -205,3 +205,4 @@ impl Drop for TestNamespace {
             .output();
     }
 }
+pub mod operator;
