@@ -814,18 +814,28 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
             })
             .set(next.as_second());
     }
-    if let Some(f) = &failure {
+    // A failure of this reconcile, or one still standing while the retry waits for its backoff.
+    let standing = failure
+        .as_ref()
+        .map(|f| (f.code.clone(), f.message.clone()))
+        .or_else(|| {
+            st.last_failure
+                .as_ref()
+                .filter(|_| st.failed_attempts > 0)
+                .map(|f| (f.error_code.clone(), f.message.clone()))
+        });
+    if let Some((code, message)) = &standing {
         let held = st
             .version_id
             .as_deref()
             .map(|v| format!("; the synced Secret still holds {v}"))
             .unwrap_or_default();
-        let reason = match f.code.as_str() {
+        let reason = match code.as_str() {
             reasons::NEEDS_INITIAL_PASSWORD => reasons::NEEDS_INITIAL_PASSWORD,
             "CONFIG" => reasons::CONFIG_MISSING,
             _ => reasons::ROTATION_FAILED,
         };
-        ready = (false, reason, format!("{}: {}{held}", f.code, f.message));
+        ready = (false, reason, format!("{code}: {message}{held}"));
     }
     let rotating = if st.failed_attempts > 0 {
         (

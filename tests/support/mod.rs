@@ -205,4 +205,5 @@ impl Drop for TestNamespace {
             .output();
     }
 }
+pub mod db;
 pub mod operator;

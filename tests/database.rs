@@ -1,0 +1,385 @@
+//! Database rotation against real PostgreSQL 15 and MariaDB servers, driven by the operator process on
+//! the local control plane.
+
+mod support;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use mysql_async::prelude::Queryable;
+use secret_rotator::store::{Store, TaskFilter};
+use support::db::{ADMIN_PASSWORD, Mariadb, Postgres};
+use support::operator::*;
+use support::{TestNamespace, client, control_plane, install_crd};
+
+enum Db {
+    Pg(Postgres),
+    Maria(Mariadb),
+}
+
+impl Db {
+    fn start(engine: &str) -> Db {
+        match engine {
+            "postgresql" => Db::Pg(Postgres::start()),
+            _ => Db::Maria(Mariadb::start()),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        match self {
+            Db::Pg(p) => p.port,
+            Db::Maria(m) => m.port,
+        }
+    }
+
+    fn admin_user(&self) -> &'static str {
+        match self {
+            Db::Pg(_) => "admin",
+            Db::Maria(_) => "root",
+        }
+    }
+
+    async fn create_user(&self, user: &str, password: &str) {
+        match self {
+            Db::Pg(p) => {
+                p.admin_sql(&format!("CREATE ROLE {user} LOGIN PASSWORD '{password}'"))
+                    .await
+            }
+            Db::Maria(m) => {
+                m.admin_sql(&format!(
+                    "CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"
+                ))
+                .await
+            }
+        }
+    }
+
+    async fn login(&self, user: &str, password: &str) -> bool {
+        match self {
+            Db::Pg(p) => p.login(user, password).await,
+            Db::Maria(m) => m.login(user, password).await,
+        }
+    }
+}
+
+async fn admin_secret(c: &Client, ns: &str, user: &str) {
+    let s: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db-admin"},
+        "stringData": {"username": user, "password": ADMIN_PASSWORD}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(c.clone(), ns)
+        .create(&PostParams::default(), &s)
+        .await
+        .unwrap();
+}
+
+fn db_sr(name: &str, engine: &str, port: u16, users: &str) -> String {
+    format!(
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: {name}\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database:\n    engine: {engine}\n    host: 127.0.0.1\n    port: {port}\n    {users}\n    adminSecretRef: {{name: db-admin}}\n    tls: {{mode: disable}}\n"
+    )
+}
+
+async fn synced(c: &Client, ns: &str, name: &str, version: &str) -> (String, String) {
+    eventually(20, &format!("Secret {name} at {version}"), || async {
+        let s = get_secret(c, ns, name).await?;
+        (s.metadata
+            .annotations
+            .as_ref()?
+            .get("secretrotator.dev/version-id")?
+            .as_str()
+            == version)
+            .then(|| (secret_text(&s, "username"), secret_text(&s, "password")))
+    })
+    .await
+}
+
+async fn single_user(engine: &str) {
+    let db = Db::start(engine);
+    db.create_user("app", "initial-app-pw").await;
+    let c = client().await;
+    install_crd(&c).await;
+    let ns = TestNamespace::new(&c, &format!("db-single-{}", &engine[..2])).await;
+    admin_secret(&c, &ns.name, db.admin_user()).await;
+    let files = OperatorFiles::new();
+    let mut op = Operator::start(
+        &control_plane().kubeconfig,
+        &files,
+        &ns.name,
+        &["--leader-election=false"],
+        &[],
+    );
+    apply_sr(
+        &c,
+        &ns.name,
+        &db_sr("app-db", engine, db.port(), "username: app"),
+    )
+    .await;
+
+    // v1 records the account with an unknown password; the bootstrap rotation sets v2 through the admin.
+    let sr = wait_ready(&c, &ns.name, "app-db", "True", "Synced", 60).await;
+    let st = sr.status.unwrap();
+    assert_eq!(st.version_id.as_deref(), Some("v2"));
+    assert_eq!(st.current_user.as_deref(), Some("app"));
+    let task = st.rotation_task_id.clone().unwrap();
+    assert_eq!(task.len(), 36);
+    let (user, p2) = synced(&c, &ns.name, "app-db", "v2").await;
+    assert_eq!(user, "app");
+    let secret = get_secret(&c, &ns.name, "app-db").await.unwrap();
+    assert_eq!(
+        secret.metadata.annotations.unwrap()["secretrotator.dev/rotation-task-id"],
+        task
+    );
+    assert_eq!(
+        secret_text(&get_secret(&c, &ns.name, "app-db").await.unwrap(), "port"),
+        db.port().to_string()
+    );
+    assert!(db.login("app", &p2).await, "the synced password logs in");
+    assert!(
+        !db.login("app", "initial-app-pw").await,
+        "the old password is refused"
+    );
+
+    annotate(&c, &ns.name, "app-db", "secretrotator.dev/rotate-now", "1").await;
+    wait_version(&c, &ns.name, "app-db", "v3", 30).await;
+    let (_, p3) = synced(&c, &ns.name, "app-db", "v3").await;
+    assert_ne!(p2, p3);
+    assert!(db.login("app", &p3).await);
+    assert!(!db.login("app", &p2).await);
+
+    op.stop();
+    let log = op.log_text();
+    for v in [&p2, &p3, &ADMIN_PASSWORD.to_owned()] {
+        assert!(
+            !log.contains(v.as_str()),
+            "the operator log holds a password"
+        );
+    }
+    if let Db::Pg(pg) = &db {
+        // log_statement = all: every statement is logged, and none holds a generated password.
+        let pglog = std::fs::read_to_string(pg.log_path()).unwrap();
+        assert!(
+            pglog.contains("ALTER ROLE"),
+            "log_statement = all was in effect"
+        );
+        assert!(
+            pglog.contains("SCRAM-SHA-256$4096:"),
+            "the verifier, not the password, was sent"
+        );
+        for v in [&p2, &p3] {
+            assert!(
+                !pglog.contains(v.as_str()),
+                "the PostgreSQL log holds a generated password"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn single_user_postgresql() {
+    single_user("postgresql").await;
+}
+
+#[tokio::test]
+async fn single_user_mariadb() {
+    single_user("mysql").await;
+}
+
+async fn multi_user(engine: &str) {
+    let db = Db::start(engine);
+    db.create_user("acct_a", "initial-a").await;
+    db.create_user("acct_b", "initial-b").await;
+    let c = client().await;
+    install_crd(&c).await;
+    let ns = TestNamespace::new(&c, &format!("db-multi-{}", &engine[..2])).await;
+    admin_secret(&c, &ns.name, db.admin_user()).await;
+    let files = OperatorFiles::new();
+    let _op = Operator::start(
+        &control_plane().kubeconfig,
+        &files,
+        &ns.name,
+        &["--leader-election=false"],
+        &[],
+    );
+    apply_sr(
+        &c,
+        &ns.name,
+        &db_sr(
+            "multi",
+            engine,
+            db.port(),
+            "mode: MultiUser\n    usernames: [acct_a, acct_b]",
+        ),
+    )
+    .await;
+    let sr = wait_ready(&c, &ns.name, "multi", "True", "Synced", 60).await;
+    let current = sr.status.unwrap().current_user.unwrap();
+    let (user, pw) = synced(&c, &ns.name, "multi", "v2").await;
+    assert_eq!(user, current);
+    assert_eq!(
+        current, "acct_b",
+        "the bootstrap rotation reset the account not recorded as current"
+    );
+    assert!(db.login(&user, &pw).await);
+
+    // A client logged in with the current account keeps working through the rotation.
+    let (held_ok, held_after) = match &db {
+        Db::Pg(pg) => {
+            let (client, conn) = tokio_postgres::connect(
+                &format!(
+                    "host=127.0.0.1 port={} user={user} password={pw} dbname=postgres",
+                    pg.port
+                ),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .unwrap();
+            tokio::spawn(conn);
+            let ok = client.simple_query("SELECT 1").await.is_ok();
+            annotate(&c, &ns.name, "multi", "secretrotator.dev/rotate-now", "1").await;
+            wait_version(&c, &ns.name, "multi", "v3", 30).await;
+            (ok, client.simple_query("SELECT 2").await.is_ok())
+        }
+        Db::Maria(m) => {
+            let mut conn = m.connect(&user, &pw).await;
+            let ok: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
+            annotate(&c, &ns.name, "multi", "secretrotator.dev/rotate-now", "1").await;
+            wait_version(&c, &ns.name, "multi", "v3", 30).await;
+            let after: Result<Option<i64>, _> = conn.query_first("SELECT 2").await;
+            (ok == Some(1), after.is_ok())
+        }
+    };
+    assert!(held_ok && held_after, "the held connection as {user} broke");
+    assert!(
+        db.login(&user, &pw).await,
+        "the account that was current was changed"
+    );
+    let (user3, pw3) = synced(&c, &ns.name, "multi", "v3").await;
+    assert_eq!(user3, "acct_a", "the other account is current now");
+    assert_eq!(
+        get_sr(&c, &ns.name, "multi")
+            .await
+            .status
+            .unwrap()
+            .current_user
+            .as_deref(),
+        Some("acct_a")
+    );
+    assert!(db.login("acct_a", &pw3).await);
+    assert!(!db.login("acct_a", "initial-a").await);
+}
+
+#[tokio::test]
+async fn multi_user_postgresql() {
+    multi_user("postgresql").await;
+}
+
+#[tokio::test]
+async fn multi_user_mariadb() {
+    multi_user("mysql").await;
+}
+
+/// The database stops mid-rotation: the task fails with its error recorded, the current credential keeps
+/// working, and the rotation completes with the same pending password once the database is back.
+async fn database_down(engine: &str) {
+    let mut db = Db::start(engine);
+    db.create_user("app", "initial-app-pw").await;
+    let c = client().await;
+    install_crd(&c).await;
+    let ns = TestNamespace::new(&c, &format!("db-down-{}", &engine[..2])).await;
+    admin_secret(&c, &ns.name, db.admin_user()).await;
+    let files = OperatorFiles::new();
+    let mut op = Operator::start(
+        &control_plane().kubeconfig,
+        &files,
+        &ns.name,
+        &["--leader-election=false"],
+        &[],
+    );
+    apply_sr(
+        &c,
+        &ns.name,
+        &db_sr("app-db", engine, db.port(), "username: app"),
+    )
+    .await;
+    wait_ready(&c, &ns.name, "app-db", "True", "Synced", 60).await;
+    let (_, p2) = synced(&c, &ns.name, "app-db", "v2").await;
+
+    match &mut db {
+        Db::Pg(p) => p.stop_server(),
+        Db::Maria(m) => m.stop_server(),
+    }
+    annotate(
+        &c,
+        &ns.name,
+        "app-db",
+        "secretrotator.dev/rotate-now",
+        "while-down",
+    )
+    .await;
+    let sr = wait_ready(&c, &ns.name, "app-db", "False", "RotationFailed", 40).await;
+    let st = sr.status.unwrap();
+    assert!(st.failed_attempts >= 1);
+    let failure = st.last_failure.unwrap();
+    assert!(
+        failure.error_code.starts_with("CSMS.0510."),
+        "{}",
+        failure.error_code
+    );
+    assert_eq!(st.version_id.as_deref(), Some("v2"), "SYSCURRENT untouched");
+    assert_eq!(
+        secret_text(
+            &get_secret(&c, &ns.name, "app-db").await.unwrap(),
+            "password"
+        ),
+        p2
+    );
+
+    match &mut db {
+        Db::Pg(p) => p.start_server(),
+        Db::Maria(m) => m.start_server(),
+    }
+    assert!(db.login("app", &p2).await, "SYSCURRENT still logs in");
+    wait_version(&c, &ns.name, "app-db", "v3", 60).await;
+    let (_, p3) = synced(&c, &ns.name, "app-db", "v3").await;
+    assert!(db.login("app", &p3).await);
+    assert!(!db.login("app", &p2).await);
+    op.stop();
+    let store = files.open_store();
+    let name = format!("{}.app-db", ns.name);
+    let versions = store
+        .list_versions("default", &name, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        versions.version_metadatas.len(),
+        3,
+        "one pending version across every attempt"
+    );
+    let tasks = store
+        .list_tasks(
+            "default",
+            TaskFilter {
+                secret_name: Some(name.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let last = &tasks.tasks[0];
+    assert!(
+        last.attempt_nums >= 2,
+        "the same task was resumed: {last:?}"
+    );
+    assert_eq!(last.task_status, secret_rotator::store::TaskStatus::Success);
+}
+
+#[tokio::test]
+async fn postgresql_down_mid_rotation() {
+    database_down("postgresql").await;
+}
+
+#[tokio::test]
+async fn mariadb_down_mid_rotation() {
+    database_down("mysql").await;
+}

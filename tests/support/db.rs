@@ -1,0 +1,344 @@
+//! Throwaway PostgreSQL and MariaDB servers on free loopback ports, with password authentication, as
+//! root where CI runs as root. Stopped when dropped.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use secret_rotator::api::{DatabaseEngine, TlsMode};
+use secret_rotator::database::Connection;
+use secret_rotator::secret_value::SecretValue;
+
+pub const ADMIN_PASSWORD: &str = "admin-Pw-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn need(path: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    assert!(
+        p.exists(),
+        "{path} is missing: run `scripts/testenv install` (it installs postgresql and mariadb-server)"
+    );
+    p
+}
+
+/// A PostgreSQL server.
+pub struct Postgres {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+fn as_postgres(cmd: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(cmd);
+        c
+    } else {
+        Command::new(cmd)
+    }
+}
+
+impl Postgres {
+    /// initdb with scram-sha-256 and `log_statement = all`, then start.
+    pub fn start() -> Postgres {
+        let bin = PathBuf::from("/usr/lib/postgresql/15/bin");
+        need("/usr/lib/postgresql/15/bin/initdb");
+        let dir = tempfile::Builder::new().prefix("sr-pg-").tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let data = dir.path().join("data");
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, ADMIN_PASSWORD).unwrap();
+        std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = as_postgres(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "admin", "--auth=scram-sha-256"])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pg = Postgres {
+            port: free_port(),
+            dir,
+            bin,
+        };
+        pg.start_server();
+        pg
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("pg.log")
+    }
+
+    /// Starts (or restarts) the server on its port.
+    pub fn start_server(&self) {
+        let data = self.dir.path().join("data");
+        let out = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(self.log_path())
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c log_statement=all -c password_encryption=scram-sha-256",
+                self.port,
+                self.dir.path().display()
+            ))
+            .args(["-w", "start"])
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server now.
+    pub fn stop_server(&self) {
+        let _ = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+
+    pub fn connection(&self, admin: bool) -> Connection {
+        Connection {
+            engine: DatabaseEngine::Postgresql,
+            host: "127.0.0.1".into(),
+            port: self.port,
+            database: None,
+            tls: TlsMode::Disable,
+            ca_pem: None,
+            admin: admin.then(|| {
+                (
+                    "admin".to_owned(),
+                    SecretValue::from_str_value(ADMIN_PASSWORD),
+                )
+            }),
+        }
+    }
+
+    /// Runs SQL as the administrator.
+    pub async fn admin_sql(&self, sql: &str) {
+        let (client, conn) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=admin password={ADMIN_PASSWORD} dbname=postgres",
+                self.port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        client.batch_execute(sql).await.unwrap();
+    }
+
+    /// Whether `user` logs in with `password`.
+    pub async fn login(&self, user: &str, password: &str) -> bool {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host("127.0.0.1")
+            .port(self.port)
+            .user(user)
+            .password(password)
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(5));
+        match cfg.connect(tokio_postgres::NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(conn);
+                client.simple_query("SELECT 1").await.is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop_server();
+    }
+}
+
+/// A MariaDB server.
+pub struct Mariadb {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Mariadb {
+    /// Installs a data directory and starts `mariadbd` with a root password.
+    pub fn start() -> Mariadb {
+        need("/usr/sbin/mariadbd");
+        let dir = tempfile::Builder::new()
+            .prefix("sr-maria-")
+            .tempdir()
+            .unwrap();
+        let data = dir.path().join("data");
+        let mut install = Command::new("mariadb-install-db");
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+        if is_root() {
+            install.arg("--user=root");
+        }
+        let out = install.output().unwrap();
+        assert!(
+            out.status.success(),
+            "mariadb-install-db failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut m = Mariadb {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        m.start_server();
+        // Set the root password over the socket, then use TCP from here on.
+        let out = Command::new("mariadb")
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", m.dir.path().join("sock").display()))
+            .args(["-uroot", "-e"])
+            .arg(format!("ALTER USER 'root'@'localhost' IDENTIFIED BY '{ADMIN_PASSWORD}'; CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{ADMIN_PASSWORD}'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "setting the root password failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        m
+    }
+
+    /// Starts (or restarts) the server.
+    pub fn start_server(&mut self) {
+        let d = self.dir.path();
+        let mut cmd = Command::new("/usr/sbin/mariadbd");
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--port={}", self.port))
+            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
+            .arg(format!("--socket={}", d.join("sock").display()))
+            .arg(format!("--pid-file={}", d.join("pid").display()))
+            .arg(format!("--log-error={}", d.join("err").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if is_root() {
+            cmd.arg("--user=root");
+        }
+        self.child = Some(cmd.spawn().unwrap());
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && d.join("sock").exists()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "mariadbd did not start: {}",
+            std::fs::read_to_string(d.join("err")).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server now (SIGKILL).
+    pub fn stop_server(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(self.dir.path().join("sock"));
+    }
+
+    pub fn connection(&self, admin: bool) -> Connection {
+        Connection {
+            engine: DatabaseEngine::Mysql,
+            host: "127.0.0.1".into(),
+            port: self.port,
+            database: None,
+            tls: TlsMode::Disable,
+            ca_pem: None,
+            admin: admin.then(|| {
+                (
+                    "root".to_owned(),
+                    SecretValue::from_str_value(ADMIN_PASSWORD),
+                )
+            }),
+        }
+    }
+
+    fn opts(&self, user: &str, password: &str) -> mysql_async::Opts {
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(self.port)
+            .user(Some(user))
+            .pass(Some(password))
+            .prefer_socket(false)
+            .into()
+    }
+
+    /// Runs SQL as root.
+    pub async fn admin_sql(&self, sql: &str) {
+        use mysql_async::prelude::Queryable;
+        let mut c = mysql_async::Conn::new(self.opts("root", ADMIN_PASSWORD))
+            .await
+            .unwrap();
+        c.query_drop(sql).await.unwrap();
+        let _ = c.disconnect().await;
+    }
+
+    /// Whether `user` logs in with `password`.
+    pub async fn login(&self, user: &str, password: &str) -> bool {
+        use mysql_async::prelude::Queryable;
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            mysql_async::Conn::new(self.opts(user, password)),
+        )
+        .await
+        {
+            Ok(Ok(mut c)) => {
+                let r: Result<Option<i64>, _> = c.query_first("SELECT 1").await;
+                let _ = c.disconnect().await;
+                r.is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// A connection held open as `user`.
+    pub async fn connect(&self, user: &str, password: &str) -> mysql_async::Conn {
+        mysql_async::Conn::new(self.opts(user, password))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        self.stop_server();
+    }
+}
