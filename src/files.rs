@@ -30,16 +30,43 @@ pub enum FileError {
     },
 }
 
-/// Refuses a file that group or others can read or write. Symlinks are followed (Kubernetes mounts
-/// Secrets as links into a `..data` directory).
+/// The process's primary and supplementary group ids, from /proc (Linux).
+fn own_groups() -> Vec<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in status.lines() {
+        if let Some(rest) = line.strip_prefix("Gid:") {
+            out.extend(
+                rest.split_whitespace()
+                    .take(1)
+                    .filter_map(|g| g.parse::<u32>().ok()),
+            );
+        }
+        if let Some(rest) = line.strip_prefix("Groups:") {
+            out.extend(
+                rest.split_whitespace()
+                    .filter_map(|g| g.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// Refuses a file that others can read or write, or that a group the process does not belong to can.
+/// (A Kubernetes Secret volume with `fsGroup` is group-readable by the pod's own group: that is allowed.)
+/// Symlinks are followed (Kubernetes mounts Secrets as links into a `..data` directory).
 pub fn check_private(path: &Path, what: &'static str) -> Result<(), FileError> {
+    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|source| FileError::Stat {
         what,
         path: path.display().to_string(),
         source,
     })?;
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    let others = mode & 0o007 != 0;
+    let foreign_group =
+        mode & 0o070 != 0 && (meta.gid() == 0 || !own_groups().contains(&meta.gid()));
+    if others || foreign_group {
         return Err(FileError::TooOpen {
             what,
             path: path.display().to_string(),

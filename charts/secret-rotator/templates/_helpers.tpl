@@ -1,0 +1,36 @@
+{{- define "secret-rotator.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "secret-rotator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "secret-rotator.labels" -}}
+app.kubernetes.io/name: {{ include "secret-rotator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "secret-rotator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "secret-rotator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "secret-rotator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "secret-rotator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "secret-rotator.masterKeySecret" -}}
+{{- default (printf "%s-master-key" (include "secret-rotator.fullname" .)) .Values.store.embedded.existingMasterKeySecret -}}
+{{- end -}}
