@@ -1,0 +1,284 @@
+//! The Helm chart on the local control plane, with the real helm and kubectl.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use support::operator::*;
+use support::{
+    TestNamespace, client, client_for, control_plane, install_crd, kubectl, kubectl_ok, repo_root,
+    tool,
+};
+
+fn helm(args: &[&str]) -> std::process::Output {
+    Command::new(tool("helm"))
+        .args(args)
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("sr-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("sr-helm-config"),
+        )
+        .env("HELM_DATA_HOME", std::env::temp_dir().join("sr-helm-data"))
+        .output()
+        .expect("running helm")
+}
+
+fn helm_ok(args: &[&str]) -> String {
+    let out = helm(args);
+    assert!(
+        out.status.success(),
+        "helm {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn chart() -> String {
+    repo_root()
+        .join("charts/secret-rotator")
+        .display()
+        .to_string()
+}
+
+fn kubectl_stdin(args: &[&str], input: &str) -> String {
+    let mut child = Command::new(tool("kubectl"))
+        .args(args)
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {}:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn lint_is_strictly_clean() {
+    let out = helm_ok(&["lint", "--strict", &chart()]);
+    assert!(out.contains("0 chart(s) failed"), "{out}");
+    let csms = helm_ok(&[
+        "lint",
+        "--strict",
+        &chart(),
+        "--set",
+        "store.type=csms,store.csms.endpoint=https://kms.example.com,store.csms.projectId=p1,store.csms.credentialsSecret=creds",
+    ]);
+    assert!(csms.contains("0 chart(s) failed"), "{csms}");
+    // The schema refuses nonsense.
+    let bad = helm(&["lint", "--strict", &chart(), "--set", "store.type=vault"]);
+    assert!(!bad.status.success());
+}
+
+#[tokio::test]
+async fn template_is_accepted_by_the_apiserver_in_both_modes() {
+    let c = client().await;
+    install_crd(&c).await;
+    let release_ns = TestNamespace::new(&c, "helm-tpl").await;
+    let watched = TestNamespace::new(&c, "helm-watched").await;
+    for extra in [vec![], vec!["--set".to_owned(), format!("watchNamespace={}", watched.name)], vec!["--set".to_owned(), "store.type=csms,store.csms.endpoint=https://kms.example.com,store.csms.projectId=p1,store.csms.credentialsSecret=creds,metrics.serviceMonitor.enabled=false".to_owned()]] {
+        let chart = chart();
+        let mut args = vec!["template", "rel", chart.as_str(), "--namespace", &release_ns.name];
+        args.extend(extra.iter().map(String::as_str));
+        let rendered = helm_ok(&args);
+        let out = kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered);
+        assert!(out.contains("deployment.apps/rel-secret-rotator created (server dry run)"), "{out}");
+        let single = extra.iter().any(|e| e.starts_with("watchNamespace"));
+        if single {
+            assert!(out.contains("role.rbac.authorization.k8s.io/rel-secret-rotator created"), "{out}");
+            assert!(!out.contains("clusterrole.rbac"), "{out}");
+        } else {
+            assert!(out.contains("clusterrole.rbac.authorization.k8s.io/rel-secret-rotator created"), "{out}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn install_upgrade_keeps_the_master_key_and_uninstall_keeps_the_data() {
+    let c = client().await;
+    let ns = TestNamespace::new(&c, "helm-life").await;
+    let name = format!("life{}", &ns.name[ns.name.len() - 6..]);
+    helm_ok(&["install", &name, &chart(), "--namespace", &ns.name]);
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), &ns.name);
+    let key_name = format!("{name}-secret-rotator-master-key");
+    let key1 = secrets.get(&key_name).await.unwrap().data.unwrap()["master.key"]
+        .0
+        .clone();
+    let decoded = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        String::from_utf8(key1.clone()).unwrap().trim(),
+    )
+    .unwrap();
+    assert_eq!(
+        decoded.len(),
+        32,
+        "the key file holds base64 of 32 random bytes"
+    );
+    let deploy = kubectl_ok(&[
+        "get",
+        "deployment",
+        "-n",
+        &ns.name,
+        "-o",
+        "jsonpath={.items[0].spec.template.spec.containers[0].securityContext}",
+    ]);
+    assert!(
+        deploy.contains("\"readOnlyRootFilesystem\":true") && deploy.contains("\"drop\":[\"ALL\"]"),
+        "{deploy}"
+    );
+    helm_ok(&[
+        "upgrade",
+        &name,
+        &chart(),
+        "--namespace",
+        &ns.name,
+        "--set",
+        "concurrency=8",
+    ]);
+    let key2 = secrets.get(&key_name).await.unwrap().data.unwrap()["master.key"]
+        .0
+        .clone();
+    assert_eq!(key1, key2, "the master key changed on upgrade");
+    let args = kubectl_ok(&[
+        "get",
+        "deployment",
+        "-n",
+        &ns.name,
+        "-o",
+        "jsonpath={.items[0].spec.template.spec.containers[0].args}",
+    ]);
+    assert!(args.contains("--concurrency=8"), "{args}");
+    helm_ok(&["uninstall", &name, "--namespace", &ns.name]);
+    assert!(
+        secrets.get_opt(&key_name).await.unwrap().is_some(),
+        "the master key is kept on uninstall"
+    );
+    let pvc = kubectl(&[
+        "get",
+        "pvc",
+        "-n",
+        &ns.name,
+        &format!("{name}-secret-rotator-store"),
+    ]);
+    assert!(pvc.status.success(), "the store's PVC is kept on uninstall");
+    let dep = kubectl(&[
+        "get",
+        "deployment",
+        "-n",
+        &ns.name,
+        &format!("{name}-secret-rotator"),
+    ]);
+    assert!(!dep.status.success(), "the Deployment is gone");
+}
+
+#[tokio::test]
+async fn the_operator_with_the_charts_single_namespace_rbac() {
+    let c = client().await;
+    install_crd(&c).await;
+    let release = TestNamespace::new(&c, "helm-rbac").await;
+    let watched = TestNamespace::new(&c, "helm-team").await;
+    let other = TestNamespace::new(&c, "helm-other").await;
+    let rendered = helm_ok(&[
+        "template",
+        "rel",
+        &chart(),
+        "--namespace",
+        &release.name,
+        "--set",
+        &format!("watchNamespace={}", watched.name),
+        "--show-only",
+        "templates/serviceaccount.yaml",
+        "--show-only",
+        "templates/rbac.yaml",
+    ]);
+    kubectl_stdin(&["apply", "-f", "-"], &rendered);
+    // A kubeconfig that impersonates the chart's ServiceAccount.
+    let admin = std::fs::read_to_string(&control_plane().kubeconfig).unwrap();
+    let token = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .unwrap()
+        .to_owned();
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("sa.kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: {server}, insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: {token}, as: 'system:serviceaccount:{}:rel-secret-rotator'}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
+            release.name
+        ),
+    )
+    .unwrap();
+
+    // The operator works in the watched namespace with exactly these permissions.
+    let files = OperatorFiles::new();
+    let _op = Operator::start(
+        &kc,
+        &files,
+        &watched.name,
+        &[
+            "--leader-election-namespace",
+            &release.name,
+            "--lease-duration-secs",
+            "6",
+        ],
+        &[],
+    );
+    apply_sr(&c, &watched.name, "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: api\nspec:\n  rotation: {period: 30d}\n").await;
+    wait_ready(&c, &watched.name, "api", "True", "Synced", 60).await;
+    annotate(
+        &c,
+        &watched.name,
+        "api",
+        "secretrotator.dev/rotate-now",
+        "1",
+    )
+    .await;
+    wait_version(&c, &watched.name, "api", "v2", 30).await;
+    assert!(get_secret(&c, &watched.name, "api").await.is_some());
+
+    // The same identity is refused Secrets in another namespace.
+    let sa = client_for(&kc).await;
+    let err = Api::<Secret>::namespaced(sa.clone(), &other.name)
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(e) if e.code == 403),
+        "{err:?}"
+    );
+    let err = Api::<Secret>::namespaced(sa, &other.name)
+        .get("anything")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(e) if e.code == 403),
+        "{err:?}"
+    );
+}
