@@ -1,0 +1,199 @@
+//! CSMS API benchmark, one run: rotate and show-version requests per second over loopback HTTP (to an
+//! in-process `serve`, token auth, one request at a time and 8 at a time) as a ratio to the same calls
+//! made on the embedded store directly.
+//!
+//! `cargo bench --bench api` (BENCH_SECONDS per measurement, default 3).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secret_rotator::secret_value::SecretValue;
+use secret_rotator::server::{self, AppState, auth::AuthFile};
+use secret_rotator::store::embedded::crypto::MasterKey;
+use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator::store::target::{MemoryTarget, PasswordTarget, SimulatedTargets};
+use secret_rotator::store::*;
+
+const TOKEN: &str = "bench-token-0123456789abcdef";
+
+async fn rate(
+    dur: Duration,
+    parallel: usize,
+    f: impl Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync + 'static,
+) -> f64 {
+    let f = Arc::new(f);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..parallel {
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while start.elapsed() < dur {
+                f().await;
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn seed(s: &EmbeddedStore) {
+    s.create_secret(
+        "p",
+        CreateSecret {
+            name: "common".into(),
+            secret_string: Some(SecretValue::from_str_value(&"x".repeat(32))),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.create_secret(
+        "p",
+        CreateSecret {
+            name: "db".into(),
+            secret_type: Some("RDS-FG".into()),
+            secret_string: Some(
+                DatabaseCredential {
+                    username: "app".into(),
+                    password: "pw".into(),
+                }
+                .to_value(),
+            ),
+            rotation_config: Some(r#"{"SecretSubType":"SingleUser"}"#.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    secret_rotator::tls::install_crypto_provider();
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let dur = Duration::from_secs(secs);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Direct calls on one store.
+    let direct = Arc::new(
+        EmbeddedStore::open(
+            &dir.path().join("direct.redb"),
+            MasterKey::generate().unwrap(),
+            EmbeddedOptions::default(),
+        )
+        .unwrap(),
+    );
+    seed(&direct).await;
+    let target: Arc<dyn PasswordTarget> = Arc::new(MemoryTarget::default());
+
+    // The same calls over HTTP to another store behind serve.
+    let served = Arc::new(
+        EmbeddedStore::open(
+            &dir.path().join("served.redb"),
+            MasterKey::generate().unwrap(),
+            EmbeddedOptions::default(),
+        )
+        .unwrap(),
+    );
+    seed(&served).await;
+    let app = server::router(AppState {
+        store: served,
+        auth: Arc::new(
+            AuthFile::parse(
+                &format!("tokens:\n- token: {TOKEN}\n  projects: [p]\n"),
+                "bench",
+            )
+            .unwrap(),
+        ),
+        resolver: Some(Arc::new(SimulatedTargets::default())),
+        max_skew_secs: 900,
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/v1/p/secrets", listener.local_addr().unwrap());
+    tokio::spawn(server::serve(listener, app, None, std::future::pending()));
+    let http = reqwest::Client::new();
+
+    let mut rows = Vec::new();
+    for parallel in [1usize, 8] {
+        let d = direct.clone();
+        let show_direct = rate(dur, parallel, move || {
+            let d = d.clone();
+            Box::pin(async move {
+                d.show_version("p", "common", "latest").await.unwrap();
+            })
+        })
+        .await;
+        let (h, b) = (http.clone(), base.clone());
+        let show_http = rate(dur, parallel, move || {
+            let (h, b) = (h.clone(), b.clone());
+            Box::pin(async move {
+                let r = h
+                    .get(format!("{b}/common/versions/latest"))
+                    .header("X-Auth-Token", TOKEN)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+                r.bytes().await.unwrap();
+            })
+        })
+        .await;
+        rows.push(("show_version", parallel, show_http, show_direct));
+        if parallel == 1 {
+            // Rotations of one secret are serialised by the store: measure them one at a time.
+            let (d, t) = (direct.clone(), target.clone());
+            let rotate_direct = rate(dur, 1, move || {
+                let (d, t) = (d.clone(), t.clone());
+                Box::pin(async move {
+                    d.rotate(
+                        "p",
+                        "db",
+                        RotateOptions {
+                            target: Some(t),
+                            policy: None,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                })
+            })
+            .await;
+            let (h, b) = (http.clone(), base.clone());
+            let rotate_http = rate(dur, 1, move || {
+                let (h, b) = (h.clone(), b.clone());
+                Box::pin(async move {
+                    let r = h
+                        .post(format!("{b}/db/rotate"))
+                        .header("X-Auth-Token", TOKEN)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success(), "{}", r.status());
+                    r.bytes().await.unwrap();
+                })
+            })
+            .await;
+            rows.push(("rotate", 1, rotate_http, rotate_direct));
+        }
+    }
+    println!("CSMS API benchmark ({secs}s per measurement, loopback HTTP/1.1, token auth)");
+    println!(
+        "  {:<13} {:>8} {:>14} {:>14} {:>8}",
+        "call", "parallel", "HTTP req/s", "direct req/s", "ratio"
+    );
+    for (call, parallel, http, direct) in rows {
+        println!(
+            "  {call:<13} {parallel:>8} {http:>14.0} {direct:>14.0} {:>8.3}",
+            http / direct
+        );
+    }
+}
