@@ -1,7 +1,8 @@
 //! One handler per CSMS operation. Bodies are parsed here into the store's request types.
 
 use axum::Json;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -16,6 +17,34 @@ use crate::protocol::wire::*;
 use crate::secret_value::SecretValue;
 use crate::store::embedded::decode_binary;
 use crate::store::model::*;
+
+/// Path parameters whose every failure (for example invalid percent-encoding) is a CSMS error body.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|_| ApiError::bad_request("the request path is not valid (check its percent-encoding)"))
+    }
+}
+
+/// Query parameters whose every failure is a CSMS error body.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|_| ApiError::bad_request("the query string is not valid (repeated or malformed parameters)"))
+    }
+}
 
 /// A JSON body whose every failure is a CSMS error body.
 pub struct JsonBody<T>(pub T);
