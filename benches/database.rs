@@ -26,32 +26,68 @@ fn conn(engine: DatabaseEngine, port: u16, admin: &str, pw: &str) -> Connection 
 
 async fn rotations(engine: DatabaseEngine, port: u16, admin: &str, pw: &str, n: u32) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let s = EmbeddedStore::open(&dir.path().join("s.redb"), MasterKey::generate().unwrap(), EmbeddedOptions::default()).unwrap();
-    s.create_secret("p", CreateSecret {
-        name: "db".into(),
-        secret_type: Some("RDS-FG".into()),
-        secret_string: Some(DatabaseCredential { username: "bench_user".into(), password: String::new() }.to_value()),
-        rotation_config: Some(r#"{"SecretSubType":"SingleUser"}"#.into()),
-        ..Default::default()
-    })
+    let s = EmbeddedStore::open(
+        &dir.path().join("s.redb"),
+        MasterKey::generate().unwrap(),
+        EmbeddedOptions::default(),
+    )
+    .unwrap();
+    s.create_secret(
+        "p",
+        CreateSecret {
+            name: "db".into(),
+            secret_type: Some("RDS-FG".into()),
+            secret_string: Some(
+                DatabaseCredential {
+                    username: "bench_user".into(),
+                    password: String::new(),
+                }
+                .to_value(),
+            ),
+            rotation_config: Some(r#"{"SecretSubType":"SingleUser"}"#.into()),
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     let target = database::target(conn(engine, port, admin, pw));
     let start = Instant::now();
     for _ in 0..n {
-        s.rotate("p", "db", RotateOptions { target: Some(target.clone()), policy: None }).await.unwrap();
+        s.rotate(
+            "p",
+            "db",
+            RotateOptions {
+                target: Some(target.clone()),
+                policy: None,
+            },
+        )
+        .await
+        .unwrap();
     }
     start.elapsed() / n
 }
 
 async fn bare_pg(port: u16, pw: &str, n: u32) -> Duration {
-    let (admin, c) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=admin password={pw} dbname=postgres"), tokio_postgres::NoTls).await.unwrap();
+    let (admin, c) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=admin password={pw} dbname=postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
     tokio::spawn(c);
     let start = Instant::now();
     for i in 0..n {
         let new = format!("bare-password-{i}");
-        admin.batch_execute(&format!("ALTER ROLE bench_user WITH PASSWORD '{new}'")).await.unwrap();
-        let (u, c) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=bench_user password={new} dbname=postgres"), tokio_postgres::NoTls).await.unwrap();
+        admin
+            .batch_execute(&format!("ALTER ROLE bench_user WITH PASSWORD '{new}'"))
+            .await
+            .unwrap();
+        let (u, c) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=bench_user password={new} dbname=postgres"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
         tokio::spawn(c);
         u.simple_query("SELECT 1").await.unwrap();
     }
@@ -61,14 +97,25 @@ async fn bare_pg(port: u16, pw: &str, n: u32) -> Duration {
 async fn bare_maria(port: u16, pw: &str, n: u32) -> Duration {
     use mysql_async::prelude::Queryable;
     let opts = |u: &str, p: &str| -> mysql_async::Opts {
-        mysql_async::OptsBuilder::default().ip_or_hostname("127.0.0.1").tcp_port(port).user(Some(u)).pass(Some(p)).prefer_socket(false).into()
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(port)
+            .user(Some(u))
+            .pass(Some(p))
+            .prefer_socket(false)
+            .into()
     };
     let mut admin = mysql_async::Conn::new(opts("root", pw)).await.unwrap();
     let start = Instant::now();
     for i in 0..n {
         let new = format!("bare-password-{i}");
-        admin.query_drop(format!("ALTER USER 'bench_user'@'%' IDENTIFIED BY '{new}'")).await.unwrap();
-        let mut u = mysql_async::Conn::new(opts("bench_user", &new)).await.unwrap();
+        admin
+            .query_drop(format!("ALTER USER 'bench_user'@'%' IDENTIFIED BY '{new}'"))
+            .await
+            .unwrap();
+        let mut u = mysql_async::Conn::new(opts("bench_user", &new))
+            .await
+            .unwrap();
         let _: Option<i64> = u.query_first("SELECT 1").await.unwrap();
         u.disconnect().await.unwrap();
     }
@@ -78,18 +125,43 @@ async fn bare_maria(port: u16, pw: &str, n: u32) -> Duration {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     secret_rotator::tls::install_crypto_provider();
-    let n: u32 = std::env::var("DB_BENCH_ROTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
-    let pw = std::env::var("DB_BENCH_ADMIN_PASSWORD").expect("DB_BENCH_ADMIN_PASSWORD (run scripts/bench-db)");
+    let n: u32 = std::env::var("DB_BENCH_ROTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let pw = std::env::var("DB_BENCH_ADMIN_PASSWORD")
+        .expect("DB_BENCH_ADMIN_PASSWORD (run scripts/bench-db)");
     println!("database rotation benchmark ({n} rotations each)");
-    println!("  {:<10} {:>16} {:>22} {:>8}", "engine", "rotation (ms)", "bare ALTER+login (ms)", "ratio");
-    if let Some(port) = std::env::var("DB_BENCH_PG_PORT").ok().and_then(|p| p.parse().ok()) {
+    println!(
+        "  {:<10} {:>16} {:>22} {:>8}",
+        "engine", "rotation (ms)", "bare ALTER+login (ms)", "ratio"
+    );
+    if let Some(port) = std::env::var("DB_BENCH_PG_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+    {
         let bare = bare_pg(port, &pw, n).await;
         let full = rotations(DatabaseEngine::Postgresql, port, "admin", &pw, n).await;
-        println!("  {:<10} {:>16.2} {:>22.2} {:>8.2}", "postgresql", full.as_secs_f64() * 1e3, bare.as_secs_f64() * 1e3, full.as_secs_f64() / bare.as_secs_f64());
+        println!(
+            "  {:<10} {:>16.2} {:>22.2} {:>8.2}",
+            "postgresql",
+            full.as_secs_f64() * 1e3,
+            bare.as_secs_f64() * 1e3,
+            full.as_secs_f64() / bare.as_secs_f64()
+        );
     }
-    if let Some(port) = std::env::var("DB_BENCH_MARIA_PORT").ok().and_then(|p| p.parse().ok()) {
+    if let Some(port) = std::env::var("DB_BENCH_MARIA_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+    {
         let bare = bare_maria(port, &pw, n).await;
         let full = rotations(DatabaseEngine::Mysql, port, "root", &pw, n).await;
-        println!("  {:<10} {:>16.2} {:>22.2} {:>8.2}", "mariadb", full.as_secs_f64() * 1e3, bare.as_secs_f64() * 1e3, full.as_secs_f64() / bare.as_secs_f64());
+        println!(
+            "  {:<10} {:>16.2} {:>22.2} {:>8.2}",
+            "mariadb",
+            full.as_secs_f64() * 1e3,
+            bare.as_secs_f64() * 1e3,
+            full.as_secs_f64() / bare.as_secs_f64()
+        );
     }
 }

@@ -135,9 +135,39 @@ async fn status_codes_and_error_bodies() {
         "CSMS.0005",
     );
     // Invalid percent-encoding in the path and malformed queries are CSMS errors too (found by fuzzing).
-    assert_error(&call(get.clone(), &format!("{base}/secrets/a%fa"), Some(TOKEN), None).await, 400, "CSMS.0001");
-    assert_error(&call(get.clone(), &format!("{base}/secrets?limit=1&limit=2"), Some(TOKEN), None).await, 400, "CSMS.0001");
-    assert_error(&call(get.clone(), &format!("{base}/csms/tasks?status=DONE"), Some(TOKEN), None).await, 400, "CSMS.0001");
+    assert_error(
+        &call(
+            get.clone(),
+            &format!("{base}/secrets/a%fa"),
+            Some(TOKEN),
+            None,
+        )
+        .await,
+        400,
+        "CSMS.0001",
+    );
+    assert_error(
+        &call(
+            get.clone(),
+            &format!("{base}/secrets?limit=1&limit=2"),
+            Some(TOKEN),
+            None,
+        )
+        .await,
+        400,
+        "CSMS.0001",
+    );
+    assert_error(
+        &call(
+            get.clone(),
+            &format!("{base}/csms/tasks?status=DONE"),
+            Some(TOKEN),
+            None,
+        )
+        .await,
+        400,
+        "CSMS.0001",
+    );
     // 405: wrong method.
     assert_error(
         &call(

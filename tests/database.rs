@@ -94,15 +94,26 @@ async fn synced(c: &Client, ns: &str, name: &str, version: &str) -> (String, Str
     .await
 }
 
-async fn single_user(engine: &str) {
+/// A database with the account `app`, a namespace with the administrator's Secret, an operator, and a
+/// SingleUser SecretRotation `app-db` that became Ready at v2.
+struct SingleUserSetup {
+    db: Db,
+    c: Client,
+    ns: TestNamespace,
+    files: OperatorFiles,
+    op: Operator,
+    p2: String,
+}
+
+async fn single_user_setup(engine: &str, prefix: &str) -> SingleUserSetup {
     let db = Db::start(engine);
     db.create_user("app", "initial-app-pw").await;
     let c = client().await;
     install_crd(&c).await;
-    let ns = TestNamespace::new(&c, &format!("db-single-{}", &engine[..2])).await;
+    let ns = TestNamespace::new(&c, &format!("{prefix}-{}", &engine[..2])).await;
     admin_secret(&c, &ns.name, db.admin_user()).await;
     let files = OperatorFiles::new();
-    let mut op = Operator::start(
+    let op = Operator::start(
         &control_plane().kubeconfig,
         &files,
         &ns.name,
@@ -115,16 +126,40 @@ async fn single_user(engine: &str) {
         &db_sr("app-db", engine, db.port(), "username: app"),
     )
     .await;
+    wait_ready(&c, &ns.name, "app-db", "True", "Synced", 60).await;
+    let (_, p2) = synced(&c, &ns.name, "app-db", "v2").await;
+    SingleUserSetup {
+        db,
+        c,
+        ns,
+        files,
+        op,
+        p2,
+    }
+}
 
-    // v1 records the account with an unknown password; the bootstrap rotation sets v2 through the admin.
-    let sr = wait_ready(&c, &ns.name, "app-db", "True", "Synced", 60).await;
-    let st = sr.status.unwrap();
+async fn single_user(engine: &str) {
+    let SingleUserSetup {
+        db,
+        c,
+        ns,
+        files: _files,
+        mut op,
+        p2,
+    } = single_user_setup(engine, "db-single").await;
+    // v1 records the account with an unknown password; the bootstrap rotation set v2 through the admin.
+    let st = get_sr(&c, &ns.name, "app-db").await.status.unwrap();
     assert_eq!(st.version_id.as_deref(), Some("v2"));
     assert_eq!(st.current_user.as_deref(), Some("app"));
     let task = st.rotation_task_id.clone().unwrap();
     assert_eq!(task.len(), 36);
-    let (user, p2) = synced(&c, &ns.name, "app-db", "v2").await;
-    assert_eq!(user, "app");
+    assert_eq!(
+        secret_text(
+            &get_secret(&c, &ns.name, "app-db").await.unwrap(),
+            "username"
+        ),
+        "app"
+    );
     let secret = get_secret(&c, &ns.name, "app-db").await.unwrap();
     assert_eq!(
         secret.metadata.annotations.unwrap()["secretrotator.dev/rotation-task-id"],
@@ -225,15 +260,14 @@ async fn multi_user(engine: &str) {
     // A client logged in with the current account keeps working through the rotation.
     let (held_ok, held_after) = match &db {
         Db::Pg(pg) => {
-            let (client, conn) = tokio_postgres::connect(
-                &format!(
-                    "host=127.0.0.1 port={} user={user} password={pw} dbname=postgres",
-                    pg.port
-                ),
-                tokio_postgres::NoTls,
-            )
-            .await
-            .unwrap();
+            // The Config builder, not a key=value string: generated passwords hold quotes and backslashes.
+            let mut cfg = tokio_postgres::Config::new();
+            cfg.host("127.0.0.1")
+                .port(pg.port)
+                .user(&user)
+                .password(&pw)
+                .dbname("postgres");
+            let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
             tokio::spawn(conn);
             let ok = client.simple_query("SELECT 1").await.is_ok();
             annotate(&c, &ns.name, "multi", "secretrotator.dev/rotate-now", "1").await;
@@ -282,29 +316,14 @@ async fn multi_user_mariadb() {
 /// The database stops mid-rotation: the task fails with its error recorded, the current credential keeps
 /// working, and the rotation completes with the same pending password once the database is back.
 async fn database_down(engine: &str) {
-    let mut db = Db::start(engine);
-    db.create_user("app", "initial-app-pw").await;
-    let c = client().await;
-    install_crd(&c).await;
-    let ns = TestNamespace::new(&c, &format!("db-down-{}", &engine[..2])).await;
-    admin_secret(&c, &ns.name, db.admin_user()).await;
-    let files = OperatorFiles::new();
-    let mut op = Operator::start(
-        &control_plane().kubeconfig,
-        &files,
-        &ns.name,
-        &["--leader-election=false"],
-        &[],
-    );
-    apply_sr(
-        &c,
-        &ns.name,
-        &db_sr("app-db", engine, db.port(), "username: app"),
-    )
-    .await;
-    wait_ready(&c, &ns.name, "app-db", "True", "Synced", 60).await;
-    let (_, p2) = synced(&c, &ns.name, "app-db", "v2").await;
-
+    let SingleUserSetup {
+        mut db,
+        c,
+        ns,
+        files,
+        mut op,
+        p2,
+    } = single_user_setup(engine, "db-down").await;
     match &mut db {
         Db::Pg(p) => p.stop_server(),
         Db::Maria(m) => m.stop_server(),

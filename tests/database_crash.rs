@@ -25,37 +25,23 @@ use secret_rotator::store::*;
 const P: &str = "crash";
 
 fn conn(engine: &str, port: u16) -> Connection {
-    let mut c = if engine == "postgresql" {
-        Connection {
-            engine: secret_rotator::api::DatabaseEngine::Postgresql,
-            host: "127.0.0.1".into(),
-            port,
-            database: None,
-            tls: secret_rotator::api::TlsMode::Disable,
-            ca_pem: None,
-            admin: None,
-        }
+    let (engine, admin) = if engine == "postgresql" {
+        (secret_rotator::api::DatabaseEngine::Postgresql, "admin")
     } else {
-        Connection {
-            engine: secret_rotator::api::DatabaseEngine::Mysql,
-            host: "127.0.0.1".into(),
-            port,
-            database: None,
-            tls: secret_rotator::api::TlsMode::Disable,
-            ca_pem: None,
-            admin: None,
-        }
+        (secret_rotator::api::DatabaseEngine::Mysql, "root")
     };
-    let admin = if engine == "postgresql" {
-        "admin"
-    } else {
-        "root"
-    };
-    c.admin = Some((
-        admin.into(),
-        SecretValue::from_str_value(db::ADMIN_PASSWORD),
-    ));
-    c
+    Connection {
+        engine,
+        host: "127.0.0.1".into(),
+        port,
+        database: None,
+        tls: secret_rotator::api::TlsMode::Disable,
+        ca_pem: None,
+        admin: Some((
+            admin.into(),
+            SecretValue::from_str_value(db::ADMIN_PASSWORD),
+        )),
+    }
 }
 
 fn target(engine: &str, port: u16) -> Arc<dyn PasswordTarget> {

@@ -6,22 +6,61 @@ use std::time::Duration;
 
 #[test]
 fn every_curl_example_in_the_readme_works() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("<!-- curl-examples:start -->").expect("the curl examples are marked");
-    let end = readme.find("<!-- curl-examples:end -->").expect("the curl examples end");
-    let examples: Vec<&str> = readme[start..end].lines().filter(|l| l.starts_with("curl ")).collect();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("<!-- curl-examples:start -->")
+        .expect("the curl examples are marked");
+    let end = readme
+        .find("<!-- curl-examples:end -->")
+        .expect("the curl examples end");
+    let examples: Vec<&str> = readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("curl "))
+        .collect();
     assert!(examples.len() >= 15, "found {} examples", examples.len());
-    assert!(Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success()), "curl is missing: run scripts/testenv install");
+    assert!(
+        Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "curl is missing: run scripts/testenv install"
+    );
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("master.key"), secret_rotator::store::embedded::crypto::MasterKey::generate().unwrap().to_base64().as_bytes()).unwrap();
-    std::fs::write(dir.path().join("auth.yaml"), "tokens:\n- token: demo-token-0123456789abcdef\n  projects: [demo-project]\n").unwrap();
+    std::fs::write(
+        dir.path().join("master.key"),
+        secret_rotator::store::embedded::crypto::MasterKey::generate()
+            .unwrap()
+            .to_base64()
+            .as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("auth.yaml"),
+        "tokens:\n- token: demo-token-0123456789abcdef\n  projects: [demo-project]\n",
+    )
+    .unwrap();
     for f in ["master.key", "auth.yaml"] {
-        std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
-        .args(["serve", "--store-path", "store.redb", "--master-key-file", "master.key", "--auth-file", "auth.yaml", "--simulated-databases"])
+        .args([
+            "serve",
+            "--store-path",
+            "store.redb",
+            "--master-key-file",
+            "master.key",
+            "--auth-file",
+            "auth.yaml",
+            "--simulated-databases",
+        ])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .current_dir(dir.path())
         .stdout(Stdio::null())
@@ -41,7 +80,11 @@ fn every_curl_example_in_the_readme_works() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        assert!(out.status.success(), "{ex}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{ex}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let json_ok = serde_json::from_str::<serde_json::Value>(&text).is_ok();
         assert!(json_ok || text == "204", "{ex}\nanswered: {text}");
         outputs.push(text);
@@ -49,9 +92,19 @@ fn every_curl_example_in_the_readme_works() {
     let _ = server.kill();
     let _ = server.wait();
     let all = outputs.join("\n");
-    assert!(!all.contains("CSMS.0001") && !all.contains("CSMS.0401") && !all.contains("CSMS.0005"), "an example failed:\n{all}");
-    let rotate = outputs.iter().find(|o| o.contains("rotation_task_id")).expect("a rotate answer");
+    assert!(
+        !all.contains("CSMS.0001") && !all.contains("CSMS.0401") && !all.contains("CSMS.0005"),
+        "an example failed:\n{all}"
+    );
+    let rotate = outputs
+        .iter()
+        .find(|o| o.contains("rotation_task_id"))
+        .expect("a rotate answer");
     assert!(rotate.contains("\"version_id\":\"v2\""), "{rotate}");
-    assert_eq!(all.matches("CSMS.0002").count(), 1, "the COMMON rotation is refused once:\n{all}");
+    assert_eq!(
+        all.matches("CSMS.0002").count(),
+        1,
+        "the COMMON rotation is refused once:\n{all}"
+    );
     assert_eq!(outputs.iter().filter(|o| *o == "204").count(), 2, "{all}");
 }

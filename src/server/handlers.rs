@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
@@ -28,7 +28,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Path(v))
-            .map_err(|_| ApiError::bad_request("the request path is not valid (check its percent-encoding)"))
+            .map_err(|_| {
+                ApiError::bad_request("the request path is not valid (check its percent-encoding)")
+            })
     }
 }
 
@@ -42,7 +44,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Query(v))
-            .map_err(|_| ApiError::bad_request("the query string is not valid (repeated or malformed parameters)"))
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "the query string is not valid (repeated or malformed parameters)",
+                )
+            })
     }
 }
 

@@ -483,6 +483,18 @@ impl WithoutUrlRef for reqwest::Error {
     }
 }
 
+/// The `limit` and `marker` query parameters of a list call.
+fn paging(limit: Option<u32>, marker: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut q = Vec::new();
+    if let Some(l) = limit {
+        q.push(("limit", l.to_string()));
+    }
+    if let Some(m) = marker {
+        q.push(("marker", m.to_owned()));
+    }
+    q
+}
+
 fn json<T: serde::Serialize>(v: &T) -> StoreResult<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| StoreError::internal("encoding a request", e))
 }
@@ -581,13 +593,7 @@ impl Store for CsmsStore {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> StoreResult<SecretPage> {
-        let mut q = Vec::new();
-        if let Some(l) = limit {
-            q.push(("limit", l.to_string()));
-        }
-        if let Some(m) = marker {
-            q.push(("marker", m.to_owned()));
-        }
+        let q = paging(limit, marker);
         let path = format!("/v1/{}/secrets", encode_segment(project));
         let b: SecretsBody = self
             .call(project, Method::GET, &path, &q, None, true, None)
@@ -704,13 +710,7 @@ impl Store for CsmsStore {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> StoreResult<VersionPage> {
-        let mut q = Vec::new();
-        if let Some(l) = limit {
-            q.push(("limit", l.to_string()));
-        }
-        if let Some(m) = marker {
-            q.push(("marker", m.to_owned()));
-        }
+        let q = paging(limit, marker);
         let path = format!("{}/versions", Self::secret_path(project, name));
         let b: VersionMetadatasBody = self
             .call(project, Method::GET, &path, &q, None, true, None)
