@@ -29,14 +29,28 @@ async fn an_iam_token_is_fetched_scoped_and_refreshed() {
             async move {
                 s2.lock().unwrap().push(body.0.clone());
                 let p = &body.0["auth"]["identity"]["password"]["user"];
-                if p["password"] != "iam-password" || p["name"] != "rotator" || p["domain"]["name"] != "acct" {
-                    return (StatusCode::UNAUTHORIZED, HeaderMap::new(), axum::Json(serde_json::json!({})));
+                if p["password"] != "iam-password"
+                    || p["name"] != "rotator"
+                    || p["domain"]["name"] != "acct"
+                {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        HeaderMap::new(),
+                        axum::Json(serde_json::json!({})),
+                    );
                 }
                 let n = i2.fetch_add(1, Ordering::SeqCst) + 1;
                 let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(602);
                 let mut h = HeaderMap::new();
-                h.insert("X-Subject-Token", format!("iam-token-number-{n:04}-abcdef").parse().unwrap());
-                (StatusCode::CREATED, h, axum::Json(serde_json::json!({"token": {"expires_at": expires.to_string()}})))
+                h.insert(
+                    "X-Subject-Token",
+                    format!("iam-token-number-{n:04}-abcdef").parse().unwrap(),
+                );
+                (
+                    StatusCode::CREATED,
+                    h,
+                    axum::Json(serde_json::json!({"token": {"expires_at": expires.to_string()}})),
+                )
             }
         }),
     );
@@ -52,7 +66,12 @@ async fn an_iam_token_is_fetched_scoped_and_refreshed() {
         "t",
     )
     .unwrap();
-    let app = server::router(AppState { store, auth: Arc::new(auth), resolver: None, max_skew_secs: 900 });
+    let app = server::router(AppState {
+        store,
+        auth: Arc::new(auth),
+        resolver: None,
+        max_skew_secs: 900,
+    });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(server::serve(listener, app, None, std::future::pending()));
@@ -60,27 +79,59 @@ async fn an_iam_token_is_fetched_scoped_and_refreshed() {
     let client = CsmsStore::new(
         &url,
         CsmsAuth::Iam {
-            config: IamConfig { endpoint: iam_url.clone(), domain: "acct".into(), user: "rotator".into(), password: Zeroizing::new("iam-password".into()) },
+            config: IamConfig {
+                endpoint: iam_url.clone(),
+                domain: "acct".into(),
+                user: "rotator".into(),
+                password: Zeroizing::new("iam-password".into()),
+            },
             cached: tokio::sync::Mutex::new(None),
         },
         csms_support::fast_opts(),
         None,
     )
     .unwrap();
-    client.create_secret("projI", CreateSecret { name: "k".into(), secret_string: Some(SecretValue::from_str_value("v")), ..Default::default() }).await.unwrap();
+    client
+        .create_secret(
+            "projI",
+            CreateSecret {
+                name: "k".into(),
+                secret_string: Some(SecretValue::from_str_value("v")),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     client.show_secret("projI", "k").await.unwrap();
-    assert_eq!(issued.load(Ordering::SeqCst), 1, "the token is cached between calls");
-    assert_eq!(seen.lock().unwrap()[0]["auth"]["scope"]["project"]["id"], "projI", "the token is project-scoped");
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        1,
+        "the token is cached between calls"
+    );
+    assert_eq!(
+        seen.lock().unwrap()[0]["auth"]["scope"]["project"]["id"],
+        "projI",
+        "the token is project-scoped"
+    );
     // Past the refresh point (expiry minus ten minutes), the next call fetches a new token.
     tokio::time::sleep(Duration::from_secs(3)).await;
     client.show_version("projI", "k", LATEST).await.unwrap();
-    assert_eq!(issued.load(Ordering::SeqCst), 2, "refreshed before it expired");
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        2,
+        "refreshed before it expired"
+    );
 
     // Wrong IAM credentials: a clear 401, without the password in the message.
     let bad = CsmsStore::new(
         &url,
         CsmsAuth::Iam {
-            config: IamConfig { endpoint: iam_url, domain: "acct".into(), user: "rotator".into(), password: Zeroizing::new("wrong-password-xyz".into()) },
+            config: IamConfig {
+                endpoint: iam_url,
+                domain: "acct".into(),
+                user: "rotator".into(),
+                password: Zeroizing::new("wrong-password-xyz".into()),
+            },
             cached: tokio::sync::Mutex::new(None),
         },
         csms_support::fast_opts(),
@@ -89,5 +140,8 @@ async fn an_iam_token_is_fetched_scoped_and_refreshed() {
     .unwrap();
     let e = bad.show_secret("projI", "k").await.unwrap_err();
     assert_eq!(e.status(), 401, "{e}");
-    assert!(e.to_string().contains("rotator") && !e.to_string().contains("wrong-password-xyz"), "{e}");
+    assert!(
+        e.to_string().contains("rotator") && !e.to_string().contains("wrong-password-xyz"),
+        "{e}"
+    );
 }

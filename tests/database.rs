@@ -402,3 +402,37 @@ async fn postgresql_down_mid_rotation() {
 async fn mariadb_down_mid_rotation() {
     database_down("mysql").await;
 }
+
+/// TLS to PostgreSQL: require encrypts without verifying; verify-full checks the chain against the given
+/// CA and the host name, and refuses another CA.
+#[tokio::test]
+async fn postgresql_tls_modes() {
+    use secret_rotator::api::TlsMode;
+    use secret_rotator::secret_value::SecretValue;
+    let (pg, ca) = Postgres::start_tls();
+    pg.admin_sql("CREATE ROLE tls_user LOGIN PASSWORD 'tls-initial'")
+        .await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let (other_ca, _, _) = support::db::make_certs(other_dir.path());
+    for (mode, ca_pem, ok) in [
+        (TlsMode::Require, None, true),
+        (TlsMode::VerifyFull, Some(ca.clone()), true),
+        (TlsMode::VerifyFull, Some(other_ca.clone()), false),
+        (TlsMode::VerifyFull, None, false),
+    ] {
+        let mut conn = pg.connection(true);
+        conn.tls = mode;
+        conn.ca_pem = ca_pem;
+        let target = secret_rotator::database::target(conn);
+        let new = SecretValue::from_str_value(&format!("tls-{}", rand::random::<u32>()));
+        let result = target.set_password("tls_user", &new, None).await;
+        assert_eq!(result.is_ok(), ok, "{mode:?}: {result:?}");
+        if ok {
+            target.test_login("tls_user", &new).await.unwrap();
+            assert!(pg.login("tls_user", new.expose_str().unwrap()).await);
+        } else {
+            let e = result.unwrap_err();
+            assert!(e.code == "CONNECT" || e.code == "TLS", "{e:?}");
+        }
+    }
+}

@@ -342,3 +342,107 @@ impl Drop for Mariadb {
         self.stop_server();
     }
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl in `dir`.
+/// Returns (ca.pem, server.crt path, server.key path).
+pub fn make_certs(dir: &Path) -> (Vec<u8>, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=secret-rotator test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        std::fs::read(dir.join("ca.pem")).unwrap(),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    )
+}
+
+impl Postgres {
+    /// A server that also accepts TLS, with a certificate for 127.0.0.1 from a fresh CA; returns the CA.
+    pub fn start_tls() -> (Postgres, Vec<u8>) {
+        let pg = Postgres::start();
+        pg.stop_server();
+        let data = pg.dir.path().join("data");
+        let (ca, crt, key) = make_certs(pg.dir.path());
+        std::fs::copy(&crt, data.join("server.crt")).unwrap();
+        std::fs::copy(&key, data.join("server.key")).unwrap();
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        if is_root() {
+            let _ = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(data.join("server.crt"))
+                .arg(data.join("server.key"))
+                .status();
+        }
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        use std::io::Write;
+        writeln!(
+            conf,
+            "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'"
+        )
+        .unwrap();
+        pg.start_server();
+        (pg, ca)
+    }
+}
