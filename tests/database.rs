@@ -436,3 +436,32 @@ async fn postgresql_tls_modes() {
         }
     }
 }
+
+/// TLS to MariaDB, as for PostgreSQL.
+#[tokio::test]
+async fn mariadb_tls_modes() {
+    use secret_rotator::api::TlsMode;
+    use secret_rotator::secret_value::SecretValue;
+    let (m, ca) = Mariadb::start_tls();
+    m.admin_sql("CREATE USER 'tls_user'@'%' IDENTIFIED BY 'tls-initial'")
+        .await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let (other_ca, _, _) = support::db::make_certs(other_dir.path());
+    for (mode, ca_pem, ok) in [
+        (TlsMode::Require, None, true),
+        (TlsMode::VerifyFull, Some(ca.clone()), true),
+        (TlsMode::VerifyFull, Some(other_ca.clone()), false),
+    ] {
+        let mut conn = m.connection(true);
+        conn.tls = mode;
+        conn.ca_pem = ca_pem;
+        let target = secret_rotator::database::target(conn);
+        let new = SecretValue::from_str_value(&format!("tls-{}", rand::random::<u32>()));
+        let result = target.set_password("tls_user", &new, None).await;
+        assert_eq!(result.is_ok(), ok, "{mode:?}: {result:?}");
+        if ok {
+            target.test_login("tls_user", &new).await.unwrap();
+            assert!(m.login("tls_user", new.expose_str().unwrap()).await);
+        }
+    }
+}

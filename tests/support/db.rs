@@ -187,6 +187,7 @@ pub struct Mariadb {
     pub port: u16,
     pub dir: tempfile::TempDir,
     child: Option<std::process::Child>,
+    extra: Vec<String>,
 }
 
 impl Mariadb {
@@ -216,6 +217,7 @@ impl Mariadb {
             port: free_port(),
             dir,
             child: None,
+            extra: Vec::new(),
         };
         m.start_server();
         // Set the root password over the socket, then use TCP from here on.
@@ -245,6 +247,7 @@ impl Mariadb {
             .arg(format!("--socket={}", d.join("sock").display()))
             .arg(format!("--pid-file={}", d.join("pid").display()))
             .arg(format!("--log-error={}", d.join("err").display()))
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if is_root() {
@@ -334,6 +337,22 @@ impl Mariadb {
         mysql_async::Conn::new(self.opts(user, password))
             .await
             .unwrap()
+    }
+}
+
+impl Mariadb {
+    /// A server that also accepts TLS, with a certificate for 127.0.0.1 from a fresh CA; returns the CA.
+    pub fn start_tls() -> (Mariadb, Vec<u8>) {
+        let mut m = Mariadb::start();
+        m.stop_server();
+        let (ca, crt, key) = make_certs(m.dir.path());
+        m.extra = vec![
+            format!("--ssl-cert={}", crt.display()),
+            format!("--ssl-key={}", key.display()),
+            format!("--ssl-ca={}", m.dir.path().join("ca.pem").display()),
+        ];
+        m.start_server();
+        (m, ca)
     }
 }
 
