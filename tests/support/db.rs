@@ -203,7 +203,9 @@ impl Mariadb {
         install
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            // Its own temporary directory: parallel installs collide in a shared /tmp.
+            .arg(format!("--tmpdir={}", dir.path().display()));
         if is_root() {
             install.arg("--user=root");
         }
@@ -247,6 +249,7 @@ impl Mariadb {
             .arg(format!("--socket={}", d.join("sock").display()))
             .arg(format!("--pid-file={}", d.join("pid").display()))
             .arg(format!("--log-error={}", d.join("err").display()))
+            .arg(format!("--tmpdir={}", d.display()))
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
