@@ -1195,7 +1195,45 @@ fn verify_read_only(path: &Path, key: &MasterKey) -> StoreResult<bool> {
     let r = db.begin_read().map_err(|e| corrupt(path, e))?;
     let t = r.open_table(META).map_err(|e| corrupt(path, e))?;
     check_meta(path, key, &t)?;
+    scan(path, &r)?;
     Ok(true)
+}
+
+/// Reads every record of every table and decodes it: damage shows here, at open, rather than later.
+fn scan(path: &Path, r: &redb::ReadTransaction) -> StoreResult<()> {
+    fn each<T: serde::de::DeserializeOwned>(
+        path: &Path,
+        r: &redb::ReadTransaction,
+        table: TableDefinition<&str, &[u8]>,
+        what: &str,
+    ) -> StoreResult<()> {
+        let t = r.open_table(table).map_err(|e| corrupt(path, e))?;
+        for item in t.iter().map_err(|e| corrupt(path, e))? {
+            let (k, v) = item.map_err(|e| corrupt(path, e))?;
+            // Decoding the key too: the engine decodes text keys by unwrapping (a panic, guarded).
+            if k.value().is_empty() {
+                return Err(corrupt(path, format!("a {what} record has an empty key")));
+            }
+            serde_json::from_slice::<T>(v.value())
+                .map_err(|e| corrupt(path, format!("a {what} record does not decode: {e}")))?;
+        }
+        Ok(())
+    }
+    each::<SecretRecord>(path, r, SECRETS, "secret")?;
+    each::<VersionRecord>(path, r, VERSIONS, "version")?;
+    each::<RotationTask>(path, r, TASKS, "task")?;
+    Ok(())
+}
+
+/// Runs `f`, turning a panic inside the storage engine (it asserts on some damaged files) into an error.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => Err(corrupt(
+            path,
+            "the storage engine found the file inconsistent (damaged or truncated); restore it from a backup",
+        )),
+    }
 }
 
 fn check_meta(
@@ -1232,48 +1270,52 @@ impl EmbeddedStore {
                 .map(|m| m.len() > 0)
                 .unwrap_or(false);
         if exists {
-            verify_read_only(path, &key)?;
+            guarded(path, || verify_read_only(path, &key))?;
         }
-        let db = if exists {
-            Database::open(path).map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::internal(
-                    format!("opening {}", path.display()),
-                    "the store is already open in another process",
-                ),
-                e => corrupt(path, e),
-            })?
-        } else {
-            if path.exists() {
-                std::fs::remove_file(path).ctx("removing an empty store file")?;
-            }
-            let file = create_private_file(path)
-                .map_err(|e| StoreError::internal(format!("creating {}", path.display()), e))?;
-            redb::Builder::new()
-                .create_file(file)
-                .map_err(|e| corrupt(path, e))?
-        };
-        let txn = db.begin_write().map_err(|e| corrupt(path, e))?;
-        {
-            let mut meta = txn.open_table(META).map_err(|e| corrupt(path, e))?;
-            if exists {
-                // Verified read-only above, unless the file needed recovery: check again after it.
-                check_meta(path, &key, &meta)?;
+        // A file that needed crash recovery was not scanned read-only; the engine repairs it here.
+        let db = guarded(path, || {
+            let db = if exists {
+                Database::open(path).map_err(|e| match e {
+                    redb::DatabaseError::DatabaseAlreadyOpen => StoreError::internal(
+                        format!("opening {}", path.display()),
+                        "the store is already open in another process",
+                    ),
+                    e => corrupt(path, e),
+                })?
             } else {
-                let kcv = key.key_check_value()?;
-                meta.insert(KCV_KEY, kcv.as_slice())
-                    .map_err(|e| corrupt(path, e))?;
-                meta.insert(FORMAT_KEY, FORMAT)
-                    .map_err(|e| corrupt(path, e))?;
+                if path.exists() {
+                    std::fs::remove_file(path).ctx("removing an empty store file")?;
+                }
+                let file = create_private_file(path)
+                    .map_err(|e| StoreError::internal(format!("creating {}", path.display()), e))?;
+                redb::Builder::new()
+                    .create_file(file)
+                    .map_err(|e| corrupt(path, e))?
+            };
+            let txn = db.begin_write().map_err(|e| corrupt(path, e))?;
+            {
+                let mut meta = txn.open_table(META).map_err(|e| corrupt(path, e))?;
+                if exists {
+                    // Verified read-only above, unless the file needed recovery: check again after it.
+                    check_meta(path, &key, &meta)?;
+                } else {
+                    let kcv = key.key_check_value()?;
+                    meta.insert(KCV_KEY, kcv.as_slice())
+                        .map_err(|e| corrupt(path, e))?;
+                    meta.insert(FORMAT_KEY, FORMAT)
+                        .map_err(|e| corrupt(path, e))?;
+                }
+                txn.open_table(SECRETS).map_err(|e| corrupt(path, e))?;
+                txn.open_table(VERSIONS).map_err(|e| corrupt(path, e))?;
+                txn.open_table(TASKS).map_err(|e| corrupt(path, e))?;
             }
-            txn.open_table(SECRETS).map_err(|e| corrupt(path, e))?;
-            txn.open_table(VERSIONS).map_err(|e| corrupt(path, e))?;
-            txn.open_table(TASKS).map_err(|e| corrupt(path, e))?;
-        }
-        if exists {
-            txn.abort().map_err(|e| corrupt(path, e))?;
-        } else {
-            txn.commit().map_err(|e| corrupt(path, e))?;
-        }
+            if exists {
+                txn.abort().map_err(|e| corrupt(path, e))?;
+            } else {
+                txn.commit().map_err(|e| corrupt(path, e))?;
+            }
+            Ok(db)
+        })?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
                 db,
