@@ -83,10 +83,16 @@ pub fn validate(sr: &SecretRotation) -> Result<(), InvalidSpec> {
     {
         c.push("spec.rotation.period", e.to_string());
     }
-    if let Some(s) = r.schedule.as_deref()
-        && let Err(e) = Schedule::parse(s)
-    {
-        c.push("spec.rotation.schedule", e.to_string());
+    if let Some(s) = r.schedule.as_deref() {
+        match Schedule::parse(s) {
+            Err(e) => c.push("spec.rotation.schedule", e.to_string()),
+            // Found by fuzzing: a valid expression can name a day that never comes (31 February).
+            Ok(sched) if sched.next_after(jiff::Timestamp::now()).is_none() => c.push(
+                "spec.rotation.schedule",
+                format!("{s:?} never fires (for example day 31 of February); no rotation would ever happen"),
+            ),
+            Ok(_) => {}
+        }
     }
     if let Some(w) = r.window.as_deref() {
         if r.schedule.is_none() {
@@ -330,6 +336,7 @@ database:
             ),
             ("rotation: {period: 0d}", "spec.rotation.period"),
             ("rotation: {schedule: '* * *'}", "spec.rotation.schedule"),
+            ("rotation: {schedule: '0 0 31 2 *'}", "never fires"),
             (
                 "rotation: {period: 1d, window: 1h}",
                 "spec.rotation.window: window applies only",
