@@ -449,17 +449,25 @@ async fn upstream(
     (url, hits)
 }
 
-#[tokio::test]
-async fn a_failing_upstream_is_502_after_bounded_retries() {
-    let (up, hits) = upstream(StatusCode::INTERNAL_SERVER_ERROR, Duration::ZERO).await;
-    let front = start(Some(Arc::new(token_client(&up, fast_opts())))).await;
-    let got = call(
+/// GET a secret through a `serve` whose store is a `csms` client talking to `upstream`.
+async fn get_through_front(
+    upstream: &str,
+    opts: secret_rotator::store::csms::CsmsOptions,
+) -> (u16, Value) {
+    let front = start(Some(Arc::new(token_client(upstream, opts)))).await;
+    call(
         reqwest::Method::GET,
         &format!("{}/v1/{PROJECT}/secrets/x", front.url),
         Some(TOKEN),
         None,
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_failing_upstream_is_502_after_bounded_retries() {
+    let (up, hits) = upstream(StatusCode::INTERNAL_SERVER_ERROR, Duration::ZERO).await;
+    let got = get_through_front(&up, fast_opts()).await;
     assert_error(&got, 502, "CSMS.9999");
     assert_eq!(
         hits.load(std::sync::atomic::Ordering::SeqCst),
@@ -471,14 +479,7 @@ async fn a_failing_upstream_is_502_after_bounded_retries() {
 #[tokio::test]
 async fn a_client_error_upstream_is_not_retried() {
     let (up, hits) = upstream(StatusCode::NOT_FOUND, Duration::ZERO).await;
-    let front = start(Some(Arc::new(token_client(&up, fast_opts())))).await;
-    let got = call(
-        reqwest::Method::GET,
-        &format!("{}/v1/{PROJECT}/secrets/x", front.url),
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let got = get_through_front(&up, fast_opts()).await;
     assert_error(&got, 404, "CSMS.9999");
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
@@ -491,14 +492,7 @@ async fn a_slow_upstream_is_504() {
         max_attempts: 2,
         ..fast_opts()
     };
-    let front = start(Some(Arc::new(token_client(&up, opts)))).await;
-    let got = call(
-        reqwest::Method::GET,
-        &format!("{}/v1/{PROJECT}/secrets/x", front.url),
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let got = get_through_front(&up, opts).await;
     assert_error(&got, 504, "CSMS.0504");
 }
 
@@ -508,13 +502,6 @@ async fn an_unreachable_upstream_is_502() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     drop(l);
-    let front = start(Some(Arc::new(token_client(&url, fast_opts())))).await;
-    let got = call(
-        reqwest::Method::GET,
-        &format!("{}/v1/{PROJECT}/secrets/x", front.url),
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let got = get_through_front(&url, fast_opts()).await;
     assert_error(&got, 502, "CSMS.0502");
 }

@@ -46,6 +46,14 @@ fn with_target(t: &Arc<MemoryTarget>) -> RotateOptions {
     }
 }
 
+/// The version ids of a page, in order.
+fn ids(page: &VersionPage) -> Vec<String> {
+    page.version_metadatas
+        .iter()
+        .map(|v| v.id.clone())
+        .collect()
+}
+
 async fn current(s: &EmbeddedStore, name: &str) -> Version {
     s.show_version_by_stage(P, name, SYSCURRENT).await.unwrap()
 }
@@ -310,35 +318,17 @@ async fn listing_pages_with_markers() {
         .unwrap();
     }
     let p1 = s.list_versions(P, "s0", Some(2), None).await.unwrap();
-    assert_eq!(
-        p1.version_metadatas
-            .iter()
-            .map(|v| v.id.clone())
-            .collect::<Vec<_>>(),
-        ["v5", "v4"]
-    );
+    assert_eq!(ids(&p1), ["v5", "v4"]);
     let p2 = s
         .list_versions(P, "s0", Some(2), p1.page_info.next_marker.as_deref())
         .await
         .unwrap();
-    assert_eq!(
-        p2.version_metadatas
-            .iter()
-            .map(|v| v.id.clone())
-            .collect::<Vec<_>>(),
-        ["v3", "v2"]
-    );
+    assert_eq!(ids(&p2), ["v3", "v2"]);
     let p3 = s
         .list_versions(P, "s0", Some(2), p2.page_info.next_marker.as_deref())
         .await
         .unwrap();
-    assert_eq!(
-        p3.version_metadatas
-            .iter()
-            .map(|v| v.id.clone())
-            .collect::<Vec<_>>(),
-        ["v1"]
-    );
+    assert_eq!(ids(&p3), ["v1"]);
     assert_eq!(p3.page_info.next_marker, None);
 }
 
