@@ -395,6 +395,7 @@ async fn run(args: RunArgs) -> Result<(), BoxError> {
     // Opened only by the leader: the embedded store's file admits one process at a time.
     let store = args.store.open()?;
     ready.store(true, Ordering::SeqCst);
+    let (secrets_reader, secrets_writer) = controller::secret_cache();
     let ctx = Arc::new(Context {
         client: client.clone(),
         store,
@@ -408,12 +409,15 @@ async fn run(args: RunArgs) -> Result<(), BoxError> {
             instance: Some(identity),
         },
         failpoint: std::env::var("SECRET_ROTATOR_TEST_FAILPOINT").ok(),
+        secrets: secrets_reader,
+        freshness: Default::default(),
     });
     let scope = Scope {
         namespace: args.namespace.clone(),
     };
     let controller = controller::run(
         ctx,
+        secrets_writer,
         scope,
         args.concurrency.max(1),
         stopped(stop_rx.clone()),

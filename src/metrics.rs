@@ -59,6 +59,8 @@ pub struct Metrics {
     pub reconcile_errors: Family<CategoryLabel, Counter>,
     /// Reconciles.
     pub reconciles: Counter,
+    /// Reconciles running now (bounded by `--concurrency`).
+    pub reconciles_in_flight: Gauge,
     /// Store request latency by operation.
     pub store_latency: Family<OperationLabel, Histogram>,
     /// Next rotation, Unix seconds, per resource.
@@ -100,6 +102,12 @@ impl Metrics {
         );
         let reconciles = Counter::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
+        let reconciles_in_flight = Gauge::default();
+        registry.register(
+            "reconciles_in_flight",
+            "Reconciles running now (at most --concurrency)",
+            reconciles_in_flight.clone(),
+        );
         let store_latency = Family::<OperationLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
@@ -127,6 +135,7 @@ impl Metrics {
             rotation_duration,
             reconcile_errors,
             reconciles,
+            reconciles_in_flight,
             store_latency,
             next_rotation,
             build_info,

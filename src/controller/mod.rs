@@ -1,5 +1,6 @@
 //! The operator: kube-runtime wiring around a thin reconcile.
 
+pub mod freshness;
 pub mod leader;
 pub mod policy;
 mod reconcile;
@@ -10,13 +11,13 @@ pub mod synced;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 use zeroize::Zeroizing;
@@ -46,6 +47,15 @@ pub struct Context {
     pub reporter: Reporter,
     /// Test hook: `abort-after-store-rotation` aborts the process right after a store rotation.
     pub failpoint: Option<String>,
+    /// The synced Secrets, from a watch (filled by [`run`] through the matching [`Writer`]).
+    pub secrets: reflector::Store<Secret>,
+    /// The operator's own writes until the watch caches show them.
+    pub freshness: freshness::Freshness,
+}
+
+/// The cache of synced Secrets: the reader goes into [`Context::secrets`], the writer to [`run`].
+pub fn secret_cache() -> (reflector::Store<Secret>, Writer<Secret>) {
+    reflector::store()
 }
 
 /// A reconcile failure that is retried with backoff (expected problems become conditions instead).
@@ -112,6 +122,7 @@ pub struct Scope {
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
+    secrets_writer: Writer<Secret>,
     scope: Scope,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -129,23 +140,37 @@ pub async fn run(
         namespace = scope.namespace.as_deref().unwrap_or("<all>"),
         concurrency, "starting the controller"
     );
-    // A status write wakes the controller once more; that reconcile finds nothing to do and writes
-    // nothing (see reconcile: every write is preceded by a comparison).
-    Controller::new(rotations, watcher::Config::default().any_semantic())
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .watches(
+    // The synced Secrets are cached by a reflector: a reconcile reads them from memory, and a change to
+    // one wakes its SecretRotation (drift is restored). A deletion also drops the operator's record of
+    // its last apply, so that the reconcile it wakes sees the Secret missing.
+    let fresh = ctx.clone();
+    let secret_events = reflector::reflector(
+        secrets_writer,
+        watcher(
             secrets,
             watcher::Config::default()
                 .labels(&synced_selector)
                 .any_semantic(),
-            |s: Secret| {
-                let owner = s.labels().get(synced::LABEL_OWNER).cloned();
-                let ns = s.namespace();
-                owner.map(|o| {
-                    ObjectRef::<SecretRotation>::new(&o).within(ns.as_deref().unwrap_or_default())
-                })
-            },
-        )
+        ),
+    )
+    .map_ok(move |ev| {
+        if let watcher::Event::Delete(s) = &ev {
+            fresh.freshness.secret_gone(&s.metadata);
+        }
+        ev
+    })
+    .touched_objects();
+    // A status write wakes the controller once more; that reconcile finds nothing to do and writes
+    // nothing (see reconcile: every write is preceded by a comparison).
+    Controller::new(rotations, watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .watches_stream(secret_events, |s: Secret| {
+            let owner = s.labels().get(synced::LABEL_OWNER).cloned();
+            let ns = s.namespace();
+            owner.map(|o| {
+                ObjectRef::<SecretRotation>::new(&o).within(ns.as_deref().unwrap_or_default())
+            })
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

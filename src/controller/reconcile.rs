@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action as KubeAction;
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -40,6 +41,12 @@ enum Current {
 
 fn ms_to_ts(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// A status time. The apiserver keeps whole seconds; a finer time would never compare equal to the
+/// stored one, and every reconcile would write the status again.
+fn seconds(t: Timestamp) -> Time {
+    Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
 fn timing(sr: &SecretRotation) -> Option<Timing> {
@@ -124,20 +131,41 @@ impl Reconciler<'_> {
 
     /// Writes the whole status. A JSON merge patch (not server-side apply): Kubernetes 1.20 turns a field
     /// dropped from an applied status into null, which the schema refuses; a merge patch deletes it.
-    async fn apply_status(&self, status: &SecretRotationStatus) -> Result<(), Error> {
+    /// `base` is the status as the apiserver holds it (the last one written, or the one read).
+    async fn apply_status(
+        &self,
+        base: &SecretRotationStatus,
+        status: &SecretRotationStatus,
+    ) -> Result<(), Error> {
         let api: Api<SecretRotation> = Api::namespaced(self.ctx.client.clone(), &self.ns);
-        let body = serde_json::json!({ "status": status_patch(self.sr.status.as_ref(), status) });
+        let patch = status_patch(Some(base), status);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let old = serde_json::to_value(base).unwrap_or_default();
+            let changed: Vec<&String> = patch
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, v)| old.get(k.as_str()) != Some(v))
+                        .map(|(k, _)| k)
+                        .collect()
+                })
+                .unwrap_or_default();
+            tracing::debug!(object = %self.object(), ?changed, "writing the status");
+        }
+        let body = serde_json::json!({ "status": patch });
         let pp = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
         };
-        api.patch_status(&self.name, &pp, &Patch::Merge(&body))
+        let written = api
+            .patch_status(&self.name, &pp, &Patch::Merge(&body))
             .await
             .map_err(|source| Error::Kube {
                 action: "writing the status of",
                 object: self.object(),
                 source,
             })?;
+        self.ctx.freshness.status_written(&written.metadata);
         Ok(())
     }
 
@@ -394,9 +422,32 @@ fn status_patch(
     patch
 }
 
+/// Counts a reconcile in flight for as long as it lives.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn start(g: &prometheus_client::metrics::gauge::Gauge) -> InFlight {
+        g.inc();
+        InFlight(g.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// One reconcile of one SecretRotation.
 pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<KubeAction, Error> {
+    if ctx.freshness.status_is_stale(&sr.metadata) {
+        // The watch has not delivered this resource's last status write yet; its newer copy wakes the
+        // controller again. Acting on this one would repeat that write (or a rotate-now).
+        tracing::debug!(namespace = sr.namespace().unwrap_or_default(), name = %sr.name_any(), "stale copy; waiting for the watch");
+        return Ok(KubeAction::requeue(Duration::from_secs(5)));
+    }
     ctx.metrics.reconciles.inc();
+    let _in_flight = InFlight::start(&ctx.metrics.reconciles_in_flight);
     let r = Reconciler {
         sr: &sr,
         ctx: &ctx,
@@ -411,7 +462,7 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
         recorder: Recorder::new(ctx.client.clone(), ctx.reporter.clone()),
     };
     let now = Timestamp::now();
-    let now_time = Time(now);
+    let now_time = seconds(now);
     let generation = sr.metadata.generation;
     let prev = sr.status.clone().unwrap_or_default();
     let mut st = prev.clone();
@@ -435,7 +486,7 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
             (false, reasons::IDLE, String::new()),
         );
         if !same(&prev, &st) {
-            r.apply_status(&st).await?;
+            r.apply_status(&prev, &st).await?;
             r.event(EventType::Warning, "InvalidSpec", msg).await;
         }
         return Ok(KubeAction::await_change());
@@ -454,7 +505,7 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
             (false, reasons::IDLE, String::new()),
         );
         if !same(&prev, &st) {
-            r.apply_status(&st).await?;
+            r.apply_status(&prev, &st).await?;
             r.event(EventType::Warning, "Forbidden", msg).await;
         }
         return Ok(KubeAction::await_change());
@@ -482,7 +533,7 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
                 (false, reasons::IDLE, String::new()),
             );
             if !same(&prev, &st) {
-                r.apply_status(&st).await?;
+                r.apply_status(&prev, &st).await?;
             }
             return Err(store_err(e));
         }
@@ -490,6 +541,7 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
     };
 
     let mut adopted = false;
+    let mut bootstrapped = false;
     let mut failure: Option<Failure> = None;
     if matches!(current, Current::Missing) {
         if !ctx.creates_missing {
@@ -506,7 +558,7 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
                 (false, reasons::IDLE, String::new()),
             );
             if !same(&prev, &st) {
-                r.apply_status(&st).await?;
+                r.apply_status(&prev, &st).await?;
                 r.event(EventType::Warning, "SecretNotFound", msg).await;
             }
             return Ok(KubeAction::requeue(Duration::from_secs(60)));
@@ -525,7 +577,7 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
                 (false, reasons::IDLE, String::new()),
             );
             if !same(&prev, &st) {
-                r.apply_status(&st).await?;
+                r.apply_status(&prev, &st).await?;
             }
             return Ok(KubeAction::await_change());
         }
@@ -541,15 +593,8 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
                             reason: "bootstrap",
                         })
                         .inc();
-                    r.event(
-                        EventType::Normal,
-                        "Rotated",
-                        format!(
-                            "created store secret {} with a generated value",
-                            r.store_name
-                        ),
-                    )
-                    .await;
+                    // Announced with the synced Secret's write, in one event.
+                    bootstrapped = true;
                 }
             }
             Err(f) => failure = Some(f),
@@ -563,10 +608,6 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
         ),
         _ => (None, now),
     };
-    let pending = prev.pending_rotate_now.as_ref().map(|p| PendingRotateNow {
-        value: p.value.clone(),
-        from_version: p.from_version.clone(),
-    });
     let rotate_now = sr.annotations().get(ANNOTATION_ROTATE_NOW).cloned();
     let created = sr
         .metadata
@@ -574,21 +615,29 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
         .as_ref()
         .map(|t| t.0)
         .unwrap_or(now);
-    let plan = planner::plan(&Input {
-        now,
-        timing: &timing,
-        suspend: sr.spec.suspend,
-        rotate_on_create: sr.spec.rotation.rotate_on_create,
-        // An adopted value predates the resource in every sense that matters.
-        created: if adopted { Timestamp::MAX } else { created },
-        rotate_now: rotate_now.as_deref(),
-        last_rotate_now: prev.last_rotate_now.as_deref(),
-        pending_rotate_now: pending.as_ref(),
-        failed_attempts: prev.failed_attempts,
-        last_failure: prev.last_failure.as_ref().map(|f| f.time.0),
-        current: current_id.as_deref().map(|id| (id, current_created)),
-        jitter: rand::random::<f64>(),
-    });
+    // The planner's view of the resource with status `st` and the store's current version.
+    let plan_for = |st: &SecretRotationStatus, current: Option<(&str, Timestamp)>| {
+        let pending = st.pending_rotate_now.as_ref().map(|p| PendingRotateNow {
+            value: p.value.clone(),
+            from_version: p.from_version.clone(),
+        });
+        planner::plan(&Input {
+            now,
+            timing: &timing,
+            suspend: sr.spec.suspend,
+            rotate_on_create: sr.spec.rotation.rotate_on_create,
+            // An adopted value predates the resource in every sense that matters.
+            created: if adopted { Timestamp::MAX } else { created },
+            rotate_now: rotate_now.as_deref(),
+            last_rotate_now: st.last_rotate_now.as_deref(),
+            pending_rotate_now: pending.as_ref(),
+            failed_attempts: st.failed_attempts,
+            last_failure: st.last_failure.as_ref().map(|f| f.time.0),
+            current,
+            jitter: rand::random::<f64>(),
+        })
+    };
+    let plan = plan_for(&prev, current_id.as_deref().map(|id| (id, current_created)));
     let plan = if failure.is_some() {
         // Creating the store secret failed: that is this attempt's failure.
         planner::Plan {
@@ -599,6 +648,8 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
         plan
     };
 
+    // The status as the apiserver holds it, for the next write's comparison and merge patch.
+    let mut written = prev.clone();
     let mut rotated_task: Option<String> = None;
     match &plan.action {
         Action::Rotate(reason) => {
@@ -628,7 +679,8 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
                         format!("rotating for rotate-now {v}"),
                     ),
                 );
-                r.apply_status(&st).await?;
+                r.apply_status(&written, &st).await?;
+                written = st.clone();
             }
             let started = Instant::now();
             info!(object = %r.object(), secret = %r.store_name, reason = reason.as_str(), "rotating");
@@ -676,6 +728,22 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
         Action::Sync | Action::Backoff => {}
     }
 
+    // After a rotation (or a completed rotate-now) the next due time counts from the new state.
+    let plan = if rotated_task.is_some() || matches!(plan.action, Action::CompleteRotateNow(_)) {
+        let after = match &current {
+            Current::Usable(v) => Some((
+                v.version_metadata.id.as_str(),
+                ms_to_ts(v.version_metadata.create_time),
+            )),
+            _ => None,
+        };
+        planner::Plan {
+            action: plan.action.clone(),
+            ..plan_for(&st, after)
+        }
+    } else {
+        plan
+    };
     let mut requeue = plan.requeue_after;
     if let Some(f) = &failure {
         st.failed_attempts = prev.failed_attempts.saturating_add(1);
@@ -715,17 +783,15 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
         let desired = desired_secret(&sr, data, &version_id, &task_id);
         let target_name = sr.target_secret_name();
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &r.ns);
-        let existing = secrets
-            .get_opt(&target_name)
-            .await
-            .map_err(|source| Error::Kube {
-                action: "reading the synced Secret",
-                object: format!("{}/{target_name}", r.ns),
-                source,
-            })?;
-        let changed = existing.as_ref().is_none_or(|e| !up_to_date(&desired, e));
+        // From the watch cache (once it has listed), or the operator's own newer apply.
+        let _ = ctx.secrets.wait_until_ready().await;
+        let cached = ctx
+            .secrets
+            .get(&ObjectRef::<Secret>::new(&target_name).within(&r.ns));
+        let existing = ctx.freshness.secret_view(&r.ns, &target_name, cached);
+        let changed = existing.as_deref().is_none_or(|e| !up_to_date(&desired, e));
         if changed {
-            secrets
+            let applied = secrets
                 .patch(
                     &target_name,
                     &PatchParams::apply(FIELD_MANAGER).force(),
@@ -737,7 +803,18 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
                     object: format!("{}/{target_name}", r.ns),
                     source,
                 })?;
-            if rotated_task.is_some() {
+            ctx.freshness.secret_applied(applied);
+            if bootstrapped {
+                r.event(
+                    EventType::Normal,
+                    "Rotated",
+                    format!(
+                        "created store secret {} with a generated value {version_id}; Secret {target_name} written",
+                        r.store_name
+                    ),
+                )
+                .await;
+            } else if rotated_task.is_some() {
                 r.event(
                     EventType::Normal,
                     "Rotated",
@@ -759,7 +836,7 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
                 .await;
             }
         }
-        let data_changed = existing.as_ref().is_none_or(|e| e.data != desired.data);
+        let data_changed = existing.as_deref().is_none_or(|e| e.data != desired.data);
         if rotated_task.is_some() && data_changed {
             let at = now.to_string();
             for t in &sr.spec.restart_targets {
@@ -793,7 +870,7 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
         }
         st.version_id = Some(version_id.clone());
         st.rotation_task_id = (!task_id.is_empty()).then_some(task_id);
-        st.last_rotation_time = Some(Time(ms_to_ts(v.version_metadata.create_time)));
+        st.last_rotation_time = Some(seconds(ms_to_ts(v.version_metadata.create_time)));
         st.current_user = DatabaseCredential::from_value(&v.value)
             .filter(|_| sr.spec.secret_type.is_database())
             .map(|c| c.username.clone());
@@ -804,7 +881,7 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
             format!("Secret {target_name} holds {} {version_id}", r.store_name),
         );
     }
-    st.next_rotation_time = plan.next_rotation.map(Time);
+    st.next_rotation_time = plan.next_rotation.map(seconds);
     if let Some(next) = plan.next_rotation {
         ctx.metrics
             .next_rotation
@@ -857,8 +934,8 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
         ready,
         rotating,
     );
-    if !same(&prev, &st) {
-        r.apply_status(&st).await?;
+    if !same(&written, &st) {
+        r.apply_status(&written, &st).await?;
     }
     Ok(KubeAction::requeue(requeue.max(Duration::from_secs(1))))
 }

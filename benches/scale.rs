@@ -1,0 +1,831 @@
+//! Scale benchmark (issue 8): the operator on the embedded store against a real local control plane, for
+//! N COMMON SecretRotations at once, measured in one run against a baseline client that makes only the
+//! writes a rotation needs. Run it through `scripts/bench`, which starts the control plane with an audit
+//! log, grants the operator the Helm chart's RBAC through impersonation and sets the variables below.
+//!
+//! Per N it prints:
+//! - the time until all N are Ready, and the baseline: the same N × (apply the synced Secret, merge-patch
+//!   the status) with the same concurrency, on SecretRotations that already exist;
+//! - the operator's API requests by verb and resource, counted in the apiserver's audit log, and its writes
+//!   per rotation (events and the leader Lease excluded, reported apart);
+//! - the operator's requests during a steady-state window (target: no writes);
+//! - the time to rotate all N after a rotate-now annotation on each, and the writes that took;
+//! - the time for all N to rotate after falling due together on one cron tick, and the highest number of
+//!   reconciles seen in flight (sampled from the operator's gauge every 20 ms);
+//! - the operator's peak resident memory (VmHWM).
+//!
+//! Variables: SCALE_KUBECONFIG (admin), SCALE_OPERATOR_KUBECONFIG, SCALE_OPERATOR_USER (the identity the
+//! operator's requests carry in the audit log), SCALE_AUDIT_LOG, SCALE_LEASE_NAMESPACE; optional SCALE_N
+//! (default "100 1000"), SCALE_CONCURRENCY (default 4, the operator's default), SCALE_STEADY_SECS
+//! (default 120), SCALE_SCHEDULED (default 1; 0 skips the cron phase, which waits for a minute boundary).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Config, ResourceExt};
+use secret_rotator::api::{ANNOTATION_ROTATE_NOW, SecretRotation, SecretRotationStatus};
+use secret_rotator::controller::status::{reasons, set_conditions};
+use secret_rotator::controller::synced::{data_hmac, desired_secret};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run this benchmark through scripts/bench, which sets up the control plane")
+    })
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+async fn client_for(kubeconfig: &str) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).expect("reading the kubeconfig");
+    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig");
+    Client::try_from(cfg).expect("client")
+}
+
+fn sr_object(name: &str) -> SecretRotation {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "secretrotator.dev/v1alpha1",
+        "kind": "SecretRotation",
+        "metadata": {"name": name},
+        "spec": {
+            "secretType": "COMMON",
+            "rotation": {"period": "30d"},
+            "password": {"length": 32, "excludePunctuation": true},
+            "target": {"name": name, "template": {"api-key": "{{ value }}"}}
+        }
+    }))
+    .expect("a valid SecretRotation")
+}
+
+/// Runs `f` on 0..n with at most `c` at once.
+async fn each<F, Fut>(n: usize, c: usize, f: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    futures::stream::iter(0..n)
+        .map(f)
+        .buffer_unordered(c)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+fn name(i: usize) -> String {
+    format!("sr-{i:05}")
+}
+
+fn ready(sr: &SecretRotation) -> bool {
+    sr.status.as_ref().is_some_and(|s| {
+        s.version_id.is_some()
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// Waits until `pred` holds for `n` objects of the reflector store; polls the local cache only.
+async fn wait_all(
+    store: &Store<SecretRotation>,
+    n: usize,
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(&SecretRotation) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        let done = store.state().iter().filter(|o| pred(o)).count();
+        if done >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}: {done}/{n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One audited request.
+struct Request {
+    verb: String,
+    resource: String,
+}
+
+/// The audit log from an offset: the requests `user` made (each audit id once).
+fn audit_since(path: &Path, from: u64, user: &str) -> (Vec<Request>, u64) {
+    let mut f = std::fs::File::open(path).expect("opening the audit log");
+    f.seek(SeekFrom::Start(from)).expect("seek");
+    let mut text = String::new();
+    f.read_to_string(&mut text).expect("reading the audit log");
+    // Only whole lines; a partial last line is read next time.
+    let end = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for line in text[..end].lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let who = v
+            .pointer("/impersonatedUser/username")
+            .or_else(|| v.pointer("/user/username"))
+            .and_then(|u| u.as_str())
+            .unwrap_or_default();
+        if who != user {
+            continue;
+        }
+        let id = v["auditID"].as_str().unwrap_or_default().to_owned();
+        if !seen.insert(id) {
+            continue;
+        }
+        let mut resource = v
+            .pointer("/objectRef/resource")
+            .and_then(|r| r.as_str())
+            .unwrap_or("-")
+            .to_owned();
+        if let Some(sub) = v.pointer("/objectRef/subresource").and_then(|r| r.as_str()) {
+            resource = format!("{resource}/{sub}");
+        }
+        out.push(Request {
+            verb: v["verb"].as_str().unwrap_or_default().to_owned(),
+            resource,
+        });
+    }
+    (out, from + end as u64)
+}
+
+fn audit_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn is_write(verb: &str) -> bool {
+    matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    )
+}
+
+/// Writes excluding events and the Lease; events; Lease writes; everything by "verb resource".
+struct Counts {
+    writes: usize,
+    events: usize,
+    lease_writes: usize,
+    by_kind: BTreeMap<String, usize>,
+}
+
+fn count(reqs: &[Request]) -> Counts {
+    let mut c = Counts {
+        writes: 0,
+        events: 0,
+        lease_writes: 0,
+        by_kind: BTreeMap::new(),
+    };
+    for r in reqs {
+        *c.by_kind
+            .entry(format!("{} {}", r.verb, r.resource))
+            .or_default() += 1;
+        if !is_write(&r.verb) {
+            continue;
+        }
+        if r.resource.starts_with("events") {
+            c.events += 1;
+        } else if r.resource.starts_with("leases") {
+            c.lease_writes += 1;
+        } else {
+            c.writes += 1;
+        }
+    }
+    c
+}
+
+fn show(c: &Counts) -> String {
+    c.by_kind
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Waits until the operator has made no request other than Lease renewals for `quiet`.
+async fn settle(audit: &Path, from: u64, user: &str, quiet: Duration) {
+    let mut last = usize::MAX;
+    let mut since = Instant::now();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(120) {
+        let (reqs, _) = audit_since(audit, from, user);
+        let n = reqs
+            .iter()
+            .filter(|r| !r.resource.starts_with("leases"))
+            .count();
+        if n != last {
+            last = n;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+struct Operator {
+    child: Child,
+    metrics: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Operator {
+    fn start(kubeconfig: &str, namespace: &str, lease_ns: &str, concurrency: usize) -> Operator {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("master.key");
+        std::fs::write(
+            &key,
+            secret_rotator::store::embedded::crypto::MasterKey::generate()
+                .expect("key")
+                .to_base64(),
+        )
+        .expect("writing the key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let metrics = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("operator.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
+            .arg("run")
+            .arg("--store-path")
+            .arg(dir.path().join("store.redb"))
+            .arg("--master-key-file")
+            .arg(&key)
+            .args(["--namespace", namespace])
+            .args(["--leader-election-namespace", lease_ns])
+            .args(["--lease-name", &format!("bench-{namespace}")])
+            .args(["--concurrency", &concurrency.to_string()])
+            .args(["--metrics-addr", &metrics])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", env_or("SCALE_RUST_LOG", "info"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting the operator");
+        Operator {
+            child,
+            metrics,
+            _dir: dir,
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self._dir.path().join("operator.log")
+    }
+
+    async fn get(&self, path: &str) -> Option<String> {
+        let r = reqwest::get(format!("http://{}{path}", self.metrics))
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.text().await.ok()
+    }
+
+    async fn wait_ready(&self) {
+        let start = Instant::now();
+        while self.get("/readyz").await.is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the operator did not become ready; log: {}",
+                std::fs::read_to_string(self.log_path()).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.get("/metrics").await?;
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Successful rotations so far (every reason).
+    async fn rotations(&self) -> u64 {
+        let text = self.get("/metrics").await.unwrap_or_default();
+        text.lines()
+            .filter(|l| {
+                l.starts_with("secret_rotator_rotations_total{") && l.contains("result=\"success\"")
+            })
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// (VmHWM, VmRSS) in KiB.
+    fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Samples the in-flight gauge until told to stop; returns the highest value seen.
+fn sample_in_flight(
+    metrics: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<f64> {
+    tokio::spawn(async move {
+        let mut max: f64 = 0.0;
+        let client = reqwest::Client::new();
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Ok(r) = client.get(format!("http://{metrics}/metrics")).send().await
+                && let Ok(text) = r.text().await
+                && let Some(v) = text
+                    .lines()
+                    .find(|l| l.starts_with("secret_rotator_reconciles_in_flight "))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<f64>().ok())
+            {
+                max = max.max(v);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        max
+    })
+}
+
+async fn new_namespace(client: &Client, prefix: &str) -> String {
+    let name = format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("creating a namespace");
+    name
+}
+
+/// The baseline: for SecretRotations that exist, only the two writes a rotation needs, as the operator
+/// makes them (server-side apply of the synced Secret, merge patch of the status), `c` at a time.
+async fn baseline(admin: &Client, n: usize, c: usize) -> Duration {
+    let ns = new_namespace(admin, "bench-base").await;
+    let srs: Api<SecretRotation> = Api::namespaced(admin.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
+    let created: Arc<std::sync::Mutex<HashMap<usize, SecretRotation>>> = Arc::default();
+    each(n, c, |i| {
+        let srs = srs.clone();
+        let created = created.clone();
+        async move {
+            let sr = srs
+                .create(&PostParams::default(), &sr_object(&name(i)))
+                .await
+                .expect("creating a baseline SecretRotation");
+            created.lock().expect("lock").insert(i, sr);
+        }
+    })
+    .await;
+    let created = Arc::new(std::mem::take(&mut *created.lock().expect("lock")));
+    let key = [7u8; 32];
+    let start = Instant::now();
+    each(n, c, |i| {
+        let srs = srs.clone();
+        let secrets = secrets.clone();
+        let created = created.clone();
+        async move {
+            let sr = &created[&i];
+            let value: String = (0..32)
+                .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
+                .collect();
+            let mut data = BTreeMap::new();
+            data.insert("api-key".to_owned(), ByteString(value.into_bytes()));
+            let hmac = data_hmac(&key, &data);
+            let secret = desired_secret(sr, data, "v2", "");
+            secrets
+                .patch(
+                    &sr.target_secret_name(),
+                    &PatchParams::apply("bench-baseline").force(),
+                    &Patch::Apply(&secret),
+                )
+                .await
+                .expect("baseline: applying the Secret");
+            let now = Time(jiff::Timestamp::now());
+            let mut st = SecretRotationStatus {
+                observed_generation: sr.metadata.generation,
+                secret_name: Some(sr.store_secret_name()),
+                version_id: Some("v2".into()),
+                last_rotation_time: Some(now.clone()),
+                next_rotation_time: Some(now.clone()),
+                data_hmac: Some(hmac),
+                ..SecretRotationStatus::default()
+            };
+            set_conditions(
+                &mut st,
+                &[],
+                sr.metadata.generation,
+                &now,
+                (
+                    true,
+                    reasons::SYNCED,
+                    format!("Secret {} holds v2", sr.target_secret_name()),
+                ),
+                (false, reasons::IDLE, String::new()),
+            );
+            srs.patch_status(
+                &name(i),
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "status": st })),
+            )
+            .await
+            .expect("baseline: writing the status");
+        }
+    })
+    .await;
+    let took = start.elapsed();
+    let _ = Api::<Namespace>::all(admin.clone())
+        .delete(&ns, &DeleteParams::default())
+        .await;
+    took
+}
+
+struct Row {
+    n: usize,
+    baseline: Duration,
+    create: Duration,
+    to_ready: Duration,
+    initial: Counts,
+    steady: Counts,
+    steady_secs: u64,
+    rotate_now: Duration,
+    rotate_now_counts: Counts,
+    scheduled: Option<(Duration, Counts, f64)>,
+    hwm_kib: u64,
+    rss_kib: u64,
+    /// Successful rotations in each phase (creation, rotate-now, scheduled): N each when none repeats.
+    rotation_counts: Vec<u64>,
+    errors: f64,
+}
+
+async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
+    let admin = client_for(&env("SCALE_KUBECONFIG")).await;
+    let op_kubeconfig = env("SCALE_OPERATOR_KUBECONFIG");
+    let user = env("SCALE_OPERATOR_USER");
+    let audit = PathBuf::from(env("SCALE_AUDIT_LOG"));
+    let lease_ns = env("SCALE_LEASE_NAMESPACE");
+
+    eprintln!("N={n}: baseline");
+    let baseline = baseline(&admin, n, c).await;
+
+    let ns = new_namespace(&admin, "bench").await;
+    let srs: Api<SecretRotation> = Api::namespaced(admin.clone(), &ns);
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(srs.clone(), watcher::Config::default()))
+        .applied_objects()
+        .try_for_each(|_| futures::future::ready(Ok(())));
+    let watch = tokio::spawn(async move {
+        let _ = stream.await;
+    });
+    reader.wait_until_ready().await.expect("the bench's watch");
+
+    eprintln!("N={n}: starting the operator");
+    let op = Operator::start(&op_kubeconfig, &ns, &lease_ns, c);
+    op.wait_ready().await;
+
+    // Creation: N at once (c at a time from this client), until all are Ready.
+    eprintln!("N={n}: creating {n} SecretRotations");
+    let r0 = op.rotations().await;
+    let a0 = audit_len(&audit);
+    let start = Instant::now();
+    each(n, c, |i| {
+        let srs = srs.clone();
+        async move {
+            srs.create(&PostParams::default(), &sr_object(&name(i)))
+                .await
+                .expect("creating a SecretRotation");
+        }
+    })
+    .await;
+    let create = start.elapsed();
+    wait_all(&reader, n, "all Ready", Duration::from_secs(1800), ready).await;
+    let to_ready = start.elapsed();
+    settle(&audit, a0, &user, Duration::from_secs(3)).await;
+    let (reqs, a1) = audit_since(&audit, a0, &user);
+    let initial = count(&reqs);
+    let r1 = op.rotations().await;
+    eprintln!(
+        "N={n}: all Ready in {to_ready:?} (baseline {baseline:?}); {}",
+        show(&initial)
+    );
+
+    // Steady state.
+    eprintln!("N={n}: steady state for {steady_secs}s");
+    tokio::time::sleep(Duration::from_secs(steady_secs)).await;
+    let (reqs, _) = audit_since(&audit, a1, &user);
+    let steady = count(&reqs);
+    eprintln!("N={n}: steady state: {}", show(&steady));
+
+    // rotate-now on each.
+    let before: HashMap<String, String> = reader
+        .state()
+        .iter()
+        .map(|o| {
+            (
+                o.name_any(),
+                o.status
+                    .as_ref()
+                    .and_then(|s| s.version_id.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let tag = format!("bench-{}", rand::random::<u32>());
+    let a2 = audit_len(&audit);
+    let start = Instant::now();
+    each(n, c, |i| {
+        let srs = srs.clone();
+        let tag = tag.clone();
+        async move {
+            srs.patch(
+                &name(i),
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({
+                    "metadata": {"annotations": {ANNOTATION_ROTATE_NOW: tag}}
+                })),
+            )
+            .await
+            .expect("annotating rotate-now");
+        }
+    })
+    .await;
+    wait_all(
+        &reader,
+        n,
+        "rotate-now on all",
+        Duration::from_secs(1800),
+        |o| {
+            ready(o)
+                && o.status.as_ref().is_some_and(|s| {
+                    s.last_rotate_now.as_deref() == Some(tag.as_str())
+                        && s.version_id.as_deref() != before.get(&o.name_any()).map(String::as_str)
+                })
+        },
+    )
+    .await;
+    let rotate_now = start.elapsed();
+    settle(&audit, a2, &user, Duration::from_secs(3)).await;
+    let (reqs, _) = audit_since(&audit, a2, &user);
+    let rotate_now_counts = count(&reqs);
+    let r2 = op.rotations().await;
+    eprintln!(
+        "N={n}: rotate-now on all in {rotate_now:?}; {}",
+        show(&rotate_now_counts)
+    );
+
+    let mut rotation_counts = vec![r1 - r0, r2 - r1];
+    // All fall due together on one cron tick.
+    let scheduled = if scheduled {
+        let now = jiff::Timestamp::now();
+        // A minute boundary at least 60 s away, so that the spec changes land first.
+        let tick_secs = (now.as_second() / 60 + 2) * 60;
+        let tick = jiff::Timestamp::from_second(tick_secs).expect("a timestamp");
+        let dt = tick.to_zoned(jiff::tz::TimeZone::UTC);
+        let schedule = format!("{} {} * * *", dt.minute(), dt.hour());
+        eprintln!("N={n}: scheduling all at {tick} ({schedule})");
+        let before: HashMap<String, String> = reader
+            .state()
+            .iter()
+            .map(|o| {
+                (
+                    o.name_any(),
+                    o.status
+                        .as_ref()
+                        .and_then(|s| s.version_id.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        each(n, c, |i| {
+            let srs = srs.clone();
+            let schedule = schedule.clone();
+            async move {
+                srs.patch(
+                    &name(i),
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({
+                        "spec": {"rotation": {"period": null, "schedule": schedule}}
+                    })),
+                )
+                .await
+                .expect("setting the schedule");
+            }
+        })
+        .await;
+        wait_all(
+            &reader,
+            n,
+            "the schedule observed",
+            Duration::from_secs(600),
+            |o| {
+                o.status
+                    .as_ref()
+                    .is_some_and(|s| s.observed_generation == o.metadata.generation)
+            },
+        )
+        .await;
+        let wait = tick.duration_since(jiff::Timestamp::now());
+        assert!(
+            !wait.is_negative(),
+            "the spec changes took past the tick; nothing measured"
+        );
+        tokio::time::sleep(wait.unsigned_abs()).await;
+        let a3 = audit_len(&audit);
+        let start = Instant::now();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = sample_in_flight(op.metrics.clone(), stop.clone());
+        wait_all(
+            &reader,
+            n,
+            "the scheduled rotation of all",
+            Duration::from_secs(1800),
+            |o| {
+                ready(o)
+                    && o.status.as_ref().and_then(|s| s.version_id.as_deref())
+                        != before.get(&o.name_any()).map(String::as_str)
+            },
+        )
+        .await;
+        let took = start.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let max_in_flight = sampler.await.unwrap_or(0.0);
+        settle(&audit, a3, &user, Duration::from_secs(3)).await;
+        let (reqs, _) = audit_since(&audit, a3, &user);
+        let counts = count(&reqs);
+        let r3 = op.rotations().await;
+        rotation_counts.push(r3 - r2);
+        eprintln!(
+            "N={n}: scheduled rotation of all in {took:?}, at most {max_in_flight} in flight; {}",
+            show(&counts)
+        );
+        Some((took, counts, max_in_flight))
+    } else {
+        None
+    };
+
+    let errors = op
+        .metric("secret_rotator_reconcile_errors_total")
+        .await
+        .unwrap_or(0.0);
+    let (hwm_kib, rss_kib) = op.memory();
+    let log = std::fs::read_to_string(op.log_path()).unwrap_or_default();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+    eprintln!(
+        "N={n}: reconcile errors {errors}, warnings in the log {}; rotations per phase {rotation_counts:?}",
+        warnings.len()
+    );
+    for w in warnings.iter().take(5) {
+        eprintln!("  {w}");
+    }
+    if let Ok(keep) = std::env::var("SCALE_KEEP_LOG") {
+        let _ = std::fs::copy(op.log_path(), format!("{keep}-{n}.log"));
+    }
+    op.stop();
+    watch.abort();
+    let _ = Api::<Namespace>::all(admin.clone())
+        .delete(&ns, &DeleteParams::default())
+        .await;
+    Row {
+        n,
+        baseline,
+        create,
+        to_ready,
+        initial,
+        steady,
+        steady_secs,
+        rotate_now,
+        rotate_now_counts,
+        scheduled,
+        hwm_kib,
+        rss_kib,
+        rotation_counts,
+        errors,
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes --bench; any other argument is a filter this benchmark does not take.
+    let ns: Vec<usize> = env_or("SCALE_N", "100 1000")
+        .split_whitespace()
+        .map(|s| s.parse().expect("SCALE_N: numbers"))
+        .collect();
+    let c: usize = env_or("SCALE_CONCURRENCY", "4")
+        .parse()
+        .expect("SCALE_CONCURRENCY");
+    let steady: u64 = env_or("SCALE_STEADY_SECS", "120")
+        .parse()
+        .expect("SCALE_STEADY_SECS");
+    let scheduled = env_or("SCALE_SCHEDULED", "1") != "0";
+    let mut rows = Vec::new();
+    for n in ns {
+        rows.push(run_n(n, c, steady, scheduled).await);
+    }
+    println!("\nconcurrency {c} (operator --concurrency and the clients)\n");
+    println!(
+        "| N | baseline (2N writes) | create burst | all Ready | ratio | writes/rotation | events | steady writes ({steady}s) | rotate-now all | writes/rotation | scheduled all | max in flight | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let (sched, max) = match &r.scheduled {
+            Some((d, cnt, m)) => (
+                format!("{} ({:.2} w/r)", secs(*d), cnt.writes as f64 / r.n as f64),
+                format!("{m}"),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "| {} | {} | {} | {} | {:.2}× | {:.2} | {} | {} (+{} lease) | {} | {:.2} | {} | {} | {:.1} MiB (now {:.1}) |",
+            r.n,
+            secs(r.baseline),
+            secs(r.create),
+            secs(r.to_ready),
+            r.to_ready.as_secs_f64() / r.baseline.as_secs_f64(),
+            r.initial.writes as f64 / r.n as f64,
+            r.initial.events,
+            r.steady.writes,
+            r.steady.lease_writes,
+            secs(r.rotate_now),
+            r.rotate_now_counts.writes as f64 / r.n as f64,
+            sched,
+            max,
+            r.hwm_kib as f64 / 1024.0,
+            r.rss_kib as f64 / 1024.0,
+        );
+    }
+    println!();
+    for r in &rows {
+        println!(
+            "N={} requests while becoming Ready: {}",
+            r.n,
+            show(&r.initial)
+        );
+        println!("N={} requests in steady state: {}", r.n, show(&r.steady));
+        println!(
+            "N={} requests for rotate-now: {}",
+            r.n,
+            show(&r.rotate_now_counts)
+        );
+        if let Some((_, c, _)) = &r.scheduled {
+            println!("N={} requests for the scheduled rotation: {}", r.n, show(c));
+        }
+        println!(
+            "N={} successful rotations per phase (creation, rotate-now, scheduled): {:?}; reconcile errors: {}",
+            r.n, r.rotation_counts, r.errors
+        );
+        let _ = r.steady_secs;
+    }
+}
