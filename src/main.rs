@@ -385,58 +385,79 @@ async fn run(args: RunArgs) -> Result<(), BoxError> {
         lease_duration: std::time::Duration::from_secs(args.lease_duration_secs.max(3)),
         renew_every: std::time::Duration::from_secs((args.lease_duration_secs / 3).max(1)),
     };
-    if args.leader_election {
-        ready.store(true, Ordering::SeqCst);
-        tokio::select! {
-            _ = leader::acquire(&client, &lease) => {}
-            _ = stopped(stop_rx.clone()) => return Ok(()),
-        }
-    }
-    // Opened only by the leader: the embedded store's file admits one process at a time.
-    let store = args.store.open()?;
-    ready.store(true, Ordering::SeqCst);
-    let (secrets_reader, secrets_writer) = controller::secret_cache();
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        store,
-        project: args.csms_project_id.clone(),
-        creates_missing: args.store.store == StoreKind::Embedded,
-        hmac_key,
-        policy,
-        metrics,
-        reporter: kube::runtime::events::Reporter {
-            controller: "secret-rotator".into(),
-            instance: Some(identity),
-        },
-        failpoint: std::env::var("SECRET_ROTATOR_TEST_FAILPOINT").ok(),
-        secrets: secrets_reader,
-        freshness: Default::default(),
-    });
     let scope = Scope {
         namespace: args.namespace.clone(),
     };
-    let controller = controller::run(
-        ctx,
-        secrets_writer,
-        scope,
-        args.concurrency.max(1),
-        stopped(stop_rx.clone()),
-    );
-    if args.leader_election {
+    ready.store(true, Ordering::SeqCst);
+    loop {
+        if args.leader_election {
+            tokio::select! {
+                _ = leader::acquire(&client, &lease) => {}
+                _ = stopped(stop_rx.clone()) => return Ok(()),
+            }
+        }
+        // Opened only by the leader: the embedded store's file admits one process at a time.
+        let store = open_store_when_free(&args.store, stop_rx.clone()).await?;
+        let (secrets_reader, secrets_writer) = controller::secret_cache();
+        let ctx = Arc::new(Context {
+            client: client.clone(),
+            store,
+            project: args.csms_project_id.clone(),
+            creates_missing: args.store.store == StoreKind::Embedded,
+            hmac_key: hmac_key.clone(),
+            policy: policy.clone(),
+            metrics: metrics.clone(),
+            reporter: kube::runtime::events::Reporter {
+                controller: "secret-rotator".into(),
+                instance: Some(identity.clone()),
+            },
+            failpoint: std::env::var("SECRET_ROTATOR_TEST_FAILPOINT").ok(),
+            secrets: secrets_reader,
+            freshness: Default::default(),
+        });
+        let controller = controller::run(
+            ctx,
+            secrets_writer,
+            scope.clone(),
+            args.concurrency.max(1),
+            stopped(stop_rx.clone()),
+        );
+        if !args.leader_election {
+            controller.await;
+            return Ok(());
+        }
         let lost = tokio::select! {
             _ = controller => false,
             _ = leader::hold(&client, &lease) => true,
         };
-        if lost {
-            return Err(
-                "lost the leader lease; exiting so that a restart rejoins the election".into(),
-            );
+        if !lost {
+            leader::release(&client, &lease).await;
+            return Ok(());
         }
-        leader::release(&client, &lease).await;
-    } else {
-        controller.await;
+        // The controller (and with it the store) is dropped: a rotation cut short resumes from the
+        // store's pending version, by whichever replica leads next.
+        metrics.leadership_lost.inc();
+        tracing::warn!(lease = %lease.name, "lost the leader lease; stopped reconciling and rejoining the election");
     }
-    Ok(())
+}
+
+/// Opens the store; after a lost lease the previous controller's handle may take a moment to close.
+async fn open_store_when_free(
+    store: &StoreArgs,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Arc<dyn secret_rotator::store::Store>, BoxError> {
+    let mut attempt = 0u32;
+    loop {
+        match store.open() {
+            Ok(s) => return Ok(s),
+            Err(e) if attempt < 50 && !*stop.borrow() => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "the store is not free yet");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn main() -> ExitCode {

@@ -61,6 +61,8 @@ pub struct Metrics {
     pub reconciles: Counter,
     /// Reconciles running now (bounded by `--concurrency`).
     pub reconciles_in_flight: Gauge,
+    /// Times the leader lease was lost (the replica stops reconciling and rejoins the election).
+    pub leadership_lost: Counter,
     /// Store request latency by operation.
     pub store_latency: Family<OperationLabel, Histogram>,
     /// Next rotation, Unix seconds, per resource.
@@ -108,6 +110,12 @@ impl Metrics {
             "Reconciles running now (at most --concurrency)",
             reconciles_in_flight.clone(),
         );
+        let leadership_lost = Counter::default();
+        registry.register(
+            "leadership_lost",
+            "Times the leader lease was lost; the replica stopped reconciling and rejoined the election",
+            leadership_lost.clone(),
+        );
         let store_latency = Family::<OperationLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
@@ -136,6 +144,7 @@ impl Metrics {
             reconcile_errors,
             reconciles,
             reconciles_in_flight,
+            leadership_lost,
             store_latency,
             next_rotation,
             build_info,

@@ -47,15 +47,47 @@ pub struct Context {
     pub reporter: Reporter,
     /// Test hook: `abort-after-store-rotation` aborts the process right after a store rotation.
     pub failpoint: Option<String>,
-    /// The synced Secrets, from a watch (filled by [`run`] through the matching [`Writer`]).
-    pub secrets: reflector::Store<Secret>,
+    /// The synced Secrets, from a watch (filled by [`run`] through the matching [`SecretCacheWriter`]).
+    pub secrets: SecretCache,
     /// The operator's own writes until the watch caches show them.
     pub freshness: freshness::Freshness,
 }
 
+/// The synced Secrets as the watch last listed them.
+#[derive(Clone)]
+pub struct SecretCache {
+    store: reflector::Store<Secret>,
+    listed: tokio::sync::watch::Receiver<bool>,
+}
+
+impl SecretCache {
+    /// The Secret, once the first list is complete (before it, every Secret would look missing).
+    ///
+    /// Readiness is a watch channel set on the reflector's first `InitDone`, rather than
+    /// `Store::wait_until_ready`: that one wakes only the last of several concurrent waiters (a
+    /// oneshot receiver polled from several tasks), and the other reconciles hung.
+    pub async fn get(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        let mut listed = self.listed.clone();
+        let _ = listed.wait_for(|l| *l).await;
+        self.store
+            .get(&ObjectRef::<Secret>::new(name).within(namespace))
+    }
+}
+
+/// Fills a [`SecretCache`]; given to [`run`].
+pub struct SecretCacheWriter {
+    writer: Writer<Secret>,
+    listed: tokio::sync::watch::Sender<bool>,
+}
+
 /// The cache of synced Secrets: the reader goes into [`Context::secrets`], the writer to [`run`].
-pub fn secret_cache() -> (reflector::Store<Secret>, Writer<Secret>) {
-    reflector::store()
+pub fn secret_cache() -> (SecretCache, SecretCacheWriter) {
+    let (store, writer) = reflector::store();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    (
+        SecretCache { store, listed: rx },
+        SecretCacheWriter { writer, listed: tx },
+    )
 }
 
 /// A reconcile failure that is retried with backoff (expected problems become conditions instead).
@@ -122,7 +154,7 @@ pub struct Scope {
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
-    secrets_writer: Writer<Secret>,
+    secrets_writer: SecretCacheWriter,
     scope: Scope,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -144,18 +176,25 @@ pub async fn run(
     // one wakes its SecretRotation (drift is restored). A deletion also drops the operator's record of
     // its last apply, so that the reconcile it wakes sees the Secret missing.
     let fresh = ctx.clone();
+    let SecretCacheWriter { writer, listed } = secrets_writer;
     let secret_events = reflector::reflector(
-        secrets_writer,
+        writer,
         watcher(
             secrets,
             watcher::Config::default()
                 .labels(&synced_selector)
                 .any_semantic(),
-        ),
+        )
+        // While the apiserver is away, retry the watch with backoff instead of at once.
+        .default_backoff(),
     )
     .map_ok(move |ev| {
-        if let watcher::Event::Delete(s) = &ev {
-            fresh.freshness.secret_gone(&s.metadata);
+        match &ev {
+            watcher::Event::Delete(s) => fresh.freshness.secret_gone(&s.metadata),
+            watcher::Event::InitDone => {
+                listed.send_replace(true);
+            }
+            _ => {}
         }
         ev
     })

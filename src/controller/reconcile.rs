@@ -9,7 +9,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action as KubeAction;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -784,10 +783,7 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
         let target_name = sr.target_secret_name();
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &r.ns);
         // From the watch cache (once it has listed), or the operator's own newer apply.
-        let _ = ctx.secrets.wait_until_ready().await;
-        let cached = ctx
-            .secrets
-            .get(&ObjectRef::<Secret>::new(&target_name).within(&r.ns));
+        let cached = ctx.secrets.get(&r.ns, &target_name).await;
         let existing = ctx.freshness.secret_view(&r.ns, &target_name, cached);
         let changed = existing.as_deref().is_none_or(|e| !up_to_date(&desired, e));
         if changed {

@@ -68,30 +68,54 @@ pub fn control_plane() -> &'static ControlPlane {
                 state: None,
             };
         }
-        for b in ["kube-apiserver", "kube-controller-manager", "kubectl"] {
-            tool(b);
-        }
-        let state = std::env::temp_dir().join(format!(
-            "secret-rotator-test-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
+        start_control_plane()
+    })
+}
+
+/// A control plane of its own (for tests that stop its parts), stopped when this process exits.
+pub fn start_control_plane() -> ControlPlane {
+    for b in ["kube-apiserver", "kube-controller-manager", "kubectl"] {
+        tool(b);
+    }
+    let state = std::env::temp_dir().join(format!(
+        "secret-rotator-test-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let out = Command::new(repo_root().join("scripts/testenv"))
+        .arg("up")
+        .arg(&state)
+        .env("SECRET_ROTATOR_WATCH_PID", std::process::id().to_string())
+        .output()
+        .expect("running scripts/testenv up");
+    assert!(
+        out.status.success(),
+        "scripts/testenv up failed (run `scripts/testenv install` first):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ControlPlane {
+        kubeconfig: state.join("kubeconfig"),
+        state: Some(state),
+    }
+}
+
+impl ControlPlane {
+    /// `scripts/testenv stop|start DIR NAME` on this control plane.
+    pub fn component(&self, action: &str, name: &str) {
+        let state = self
+            .state
+            .as_ref()
+            .expect("only a control plane this process started can be stopped");
         let out = Command::new(repo_root().join("scripts/testenv"))
-            .arg("up")
-            .arg(&state)
-            .env("SECRET_ROTATOR_WATCH_PID", std::process::id().to_string())
+            .args([action, &state.to_string_lossy(), name])
             .output()
-            .expect("running scripts/testenv up");
+            .expect("running scripts/testenv");
         assert!(
             out.status.success(),
-            "scripts/testenv up failed (run `scripts/testenv install` first):\n{}",
+            "scripts/testenv {action} {name} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        ControlPlane {
-            kubeconfig: state.join("kubeconfig"),
-            state: Some(state),
-        }
-    })
+    }
 }
 
 /// A kube client for the admin user.
