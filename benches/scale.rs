@@ -21,70 +21,24 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Config, ResourceExt};
+use kube::{Client, ResourceExt};
 use secret_rotator::api::{ANNOTATION_ROTATE_NOW, SecretRotation, SecretRotationStatus};
 use secret_rotator::controller::status::{reasons, set_conditions};
 use secret_rotator::controller::synced::{data_hmac, desired_secret};
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run this benchmark through scripts/bench, which sets up the control plane")
-    })
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-async fn client_for(kubeconfig: &str) -> Client {
-    let kc = Kubeconfig::read_from(kubeconfig).expect("reading the kubeconfig");
-    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig");
-    Client::try_from(cfg).expect("client")
-}
-
-fn sr_object(name: &str) -> SecretRotation {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "secretrotator.dev/v1alpha1",
-        "kind": "SecretRotation",
-        "metadata": {"name": name},
-        "spec": {
-            "secretType": "COMMON",
-            "rotation": {"period": "30d"},
-            "password": {"length": 32, "excludePunctuation": true},
-            "target": {"name": name, "template": {"api-key": "{{ value }}"}}
-        }
-    }))
-    .expect("a valid SecretRotation")
-}
-
-/// Runs `f` on 0..n with at most `c` at once.
-async fn each<F, Fut>(n: usize, c: usize, f: F)
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    futures::stream::iter(0..n)
-        .map(f)
-        .buffer_unordered(c)
-        .collect::<Vec<()>>()
-        .await;
-}
+mod cluster;
+use cluster::*;
 
 fn name(i: usize) -> String {
     format!("sr-{i:05}")
@@ -242,130 +196,6 @@ async fn settle(audit: &Path, from: u64, user: &str, quiet: Duration) {
     }
 }
 
-struct Operator {
-    child: Child,
-    metrics: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Operator {
-    fn start(kubeconfig: &str, namespace: &str, lease_ns: &str, concurrency: usize) -> Operator {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let key = dir.path().join("master.key");
-        std::fs::write(
-            &key,
-            secret_rotator::store::embedded::crypto::MasterKey::generate()
-                .expect("key")
-                .to_base64(),
-        )
-        .expect("writing the key");
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let metrics = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.path().join("operator.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
-            .arg("run")
-            .arg("--store-path")
-            .arg(dir.path().join("store.redb"))
-            .arg("--master-key-file")
-            .arg(&key)
-            .args(["--namespace", namespace])
-            .args(["--leader-election-namespace", lease_ns])
-            .args(["--lease-name", &format!("bench-{namespace}")])
-            .args(["--concurrency", &concurrency.to_string()])
-            .args(["--metrics-addr", &metrics])
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", env_or("SCALE_RUST_LOG", "info"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting the operator");
-        Operator {
-            child,
-            metrics,
-            _dir: dir,
-        }
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self._dir.path().join("operator.log")
-    }
-
-    async fn get(&self, path: &str) -> Option<String> {
-        let r = reqwest::get(format!("http://{}{path}", self.metrics))
-            .await
-            .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        r.text().await.ok()
-    }
-
-    async fn wait_ready(&self) {
-        let start = Instant::now();
-        while self.get("/readyz").await.is_none() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "the operator did not become ready; log: {}",
-                std::fs::read_to_string(self.log_path()).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn metric(&self, name: &str) -> Option<f64> {
-        let text = self.get("/metrics").await?;
-        text.lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-    }
-
-    /// Successful rotations so far (every reason).
-    async fn rotations(&self) -> u64 {
-        let text = self.get("/metrics").await.unwrap_or_default();
-        text.lines()
-            .filter(|l| {
-                l.starts_with("secret_rotator_rotations_total{") && l.contains("result=\"success\"")
-            })
-            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
-    }
-
-    /// (VmHWM, VmRSS) in KiB.
-    fn memory(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |k: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(k))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmHWM:"), field("VmRSS:"))
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Samples the in-flight gauge until told to stop; returns the highest value seen.
 fn sample_in_flight(
     metrics: String,
@@ -391,22 +221,6 @@ fn sample_in_flight(
     })
 }
 
-async fn new_namespace(client: &Client, prefix: &str) -> String {
-    let name = format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff);
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("creating a namespace");
-    name
-}
-
 /// The baseline: for SecretRotations that exist, only the two writes a rotation needs, as the operator
 /// makes them (server-side apply of the synced Secret, merge patch of the status), `c` at a time.
 async fn baseline(admin: &Client, n: usize, c: usize) -> Duration {
@@ -419,7 +233,7 @@ async fn baseline(admin: &Client, n: usize, c: usize) -> Duration {
         let created = created.clone();
         async move {
             let sr = srs
-                .create(&PostParams::default(), &sr_object(&name(i)))
+                .create(&PostParams::default(), &sr_object(&name(i), "30d"))
                 .await
                 .expect("creating a baseline SecretRotation");
             created.lock().expect("lock").insert(i, sr);
@@ -529,7 +343,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
     reader.wait_until_ready().await.expect("the bench's watch");
 
     eprintln!("N={n}: starting the operator");
-    let op = Operator::start(&op_kubeconfig, &ns, &lease_ns, c);
+    let op = Operator::start(&op_kubeconfig, &ns, &lease_ns, c, &[]);
     op.wait_ready().await;
 
     // Creation: N at once (c at a time from this client), until all are Ready.
@@ -540,7 +354,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
     each(n, c, |i| {
         let srs = srs.clone();
         async move {
-            srs.create(&PostParams::default(), &sr_object(&name(i)))
+            srs.create(&PostParams::default(), &sr_object(&name(i), "30d"))
                 .await
                 .expect("creating a SecretRotation");
         }

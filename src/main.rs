@@ -399,6 +399,14 @@ async fn run(args: RunArgs) -> Result<(), BoxError> {
         // Opened only by the leader: the embedded store's file admits one process at a time.
         let store = open_store_when_free(&args.store, stop_rx.clone()).await?;
         let (secrets_reader, secrets_writer) = controller::secret_cache();
+        let (events, events_task) = controller::events::EventSink::start(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: "secret-rotator".into(),
+                instance: Some(identity.clone()),
+            },
+            metrics.events_dropped.clone(),
+        );
         let ctx = Arc::new(Context {
             client: client.clone(),
             store,
@@ -407,10 +415,7 @@ async fn run(args: RunArgs) -> Result<(), BoxError> {
             hmac_key: hmac_key.clone(),
             policy: policy.clone(),
             metrics: metrics.clone(),
-            reporter: kube::runtime::events::Reporter {
-                controller: "secret-rotator".into(),
-                instance: Some(identity.clone()),
-            },
+            events,
             failpoint: std::env::var("SECRET_ROTATOR_TEST_FAILPOINT").ok(),
             secrets: secrets_reader,
             freshness: Default::default(),
@@ -422,14 +427,20 @@ async fn run(args: RunArgs) -> Result<(), BoxError> {
             args.concurrency.max(1),
             stopped(stop_rx.clone()),
         );
+        // Events still queued are published (for a few seconds at most) once the controller is gone.
+        let drain = async move {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), events_task).await;
+        };
         if !args.leader_election {
             controller.await;
+            drain.await;
             return Ok(());
         }
         let lost = tokio::select! {
             _ = controller => false,
             _ = leader::hold(&client, &lease) => true,
         };
+        drain.await;
         if !lost {
             leader::release(&client, &lease).await;
             return Ok(());

@@ -61,6 +61,8 @@ pub struct Metrics {
     pub reconciles: Counter,
     /// Reconciles running now (bounded by `--concurrency`).
     pub reconciles_in_flight: Gauge,
+    /// Events dropped because the publishing queue was full.
+    pub events_dropped: Counter,
     /// Times the leader lease was lost (the replica stops reconciling and rejoins the election).
     pub leadership_lost: Counter,
     /// Store request latency by operation.
@@ -110,6 +112,12 @@ impl Metrics {
             "Reconciles running now (at most --concurrency)",
             reconciles_in_flight.clone(),
         );
+        let events_dropped = Counter::default();
+        registry.register(
+            "events_dropped",
+            "Events dropped because the publishing queue was full (the apiserver is slow or away)",
+            events_dropped.clone(),
+        );
         let leadership_lost = Counter::default();
         registry.register(
             "leadership_lost",
@@ -145,6 +153,7 @@ impl Metrics {
             reconciles,
             reconciles_in_flight,
             leadership_lost,
+            events_dropped,
             store_latency,
             next_rotation,
             build_info,

@@ -214,21 +214,59 @@ pub fn validate(sr: &SecretRotation) -> Result<(), InvalidSpec> {
             }
         }
     }
-    for key in spec.target.annotations.keys() {
+    let mut annotation_bytes = 0usize;
+    for (key, value) in &spec.target.annotations {
         if key.starts_with(RESERVED_PREFIX) {
             c.push(
                 "spec.target.annotations",
                 format!("{} is reserved for the operator", printable(key)),
             );
+        } else if let Err(why) = qualified_name(key) {
+            c.push(
+                "spec.target.annotations",
+                format!("key {}: {why}", printable(key)),
+            );
         }
+        annotation_bytes += key.len() + value.len();
     }
-    for key in spec.target.labels.keys() {
+    if annotation_bytes > MAX_ANNOTATION_BYTES {
+        c.push(
+            "spec.target.annotations",
+            format!("{annotation_bytes} bytes; Kubernetes allows {MAX_ANNOTATION_BYTES} in all"),
+        );
+    }
+    for (key, value) in &spec.target.labels {
         if key.starts_with(RESERVED_PREFIX) {
             c.push(
                 "spec.target.labels",
                 format!("{} is reserved for the operator", printable(key)),
             );
+        } else if let Err(why) = qualified_name(key) {
+            c.push(
+                "spec.target.labels",
+                format!("key {}: {why}", printable(key)),
+            );
         }
+        if let Err(why) = label_value(value) {
+            c.push(
+                "spec.target.labels",
+                format!("value of {}: {why}", printable(key)),
+            );
+        }
+    }
+    if let Some(v) = sr
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::api::ANNOTATION_ROTATE_NOW))
+        && (v.is_empty() || v.chars().count() > MAX_ROTATE_NOW)
+    {
+        c.push(
+            &format!("metadata.annotations[{}]", crate::api::ANNOTATION_ROTATE_NOW),
+            format!(
+                "must be 1 to {MAX_ROTATE_NOW} characters (a timestamp or a counter); it is copied into the status"
+            ),
+        );
     }
 
     // Restart targets.
@@ -257,6 +295,63 @@ pub fn validate(sr: &SecretRotation) -> Result<(), InvalidSpec> {
 }
 
 /// A key or name cut to a readable length, for messages.
+/// Longest rotate-now annotation value: it is copied into the status.
+pub const MAX_ROTATE_NOW: usize = 253;
+/// Kubernetes' limit on all annotations of one object together.
+const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
+
+fn name_part(s: &str, max: usize) -> Result<(), String> {
+    let b = s.as_bytes();
+    let edge = |c: &u8| c.is_ascii_alphanumeric();
+    if b.is_empty() || b.len() > max {
+        return Err(format!("must be 1 to {max} characters"));
+    }
+    if !edge(&b[0]) || !edge(&b[b.len() - 1]) {
+        return Err("must start and end with a letter or digit".into());
+    }
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    {
+        return Err("may hold only letters, digits, '-', '_' and '.'".into());
+    }
+    Ok(())
+}
+
+/// A label or annotation key: `[prefix/]name`, the prefix a DNS subdomain.
+fn qualified_name(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        let ok = !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                let b = l.as_bytes();
+                !b.is_empty()
+                    && b.len() <= 63
+                    && b[0].is_ascii_alphanumeric()
+                    && b[b.len() - 1].is_ascii_alphanumeric()
+                    && b.iter()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            });
+        if !ok {
+            return Err("the prefix must be a lowercase DNS subdomain".into());
+        }
+    }
+    name_part(name, 63)
+}
+
+/// A label value: empty, or like a key's name part.
+fn label_value(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        Ok(())
+    } else {
+        name_part(v, 63)
+    }
+}
+
 fn printable(s: &str) -> String {
     let mut out: String = s.chars().take(64).collect();
     if s.chars().count() > 64 {
@@ -299,6 +394,54 @@ database:
   host: orders-db.shop.svc
   username: orders_app
 ";
+
+    #[test]
+    fn labels_and_annotations_follow_kubernetes_rules() {
+        assert_eq!(
+            errors(
+                "rotation: {period: 1d}\ntarget: {labels: {app.kubernetes.io/part-of: payments, tier: ''}, annotations: {example.com/owner: 'any text, even ünïcode'}}"
+            ),
+            Vec::<String>::new()
+        );
+        for (spec, field) in [
+            ("target: {labels: {app: 'célèbre'}}", "spec.target.labels"),
+            ("target: {labels: {app: '-x'}}", "spec.target.labels"),
+            (
+                "target: {labels: {'Example.com/x': y}}",
+                "spec.target.labels",
+            ),
+            ("target: {labels: {'a/b/c': y}}", "spec.target.labels"),
+            (
+                "target: {annotations: {'bad key': y}}",
+                "spec.target.annotations",
+            ),
+        ] {
+            let e = errors(&format!("rotation: {{period: 1d}}\n{spec}"));
+            assert!(e.iter().any(|e| e.starts_with(field)), "{spec}: {e:?}");
+        }
+        let long = "x".repeat(64);
+        let e = errors(&format!(
+            "rotation: {{period: 1d}}\ntarget: {{labels: {{app: {long}}}}}"
+        ));
+        assert!(e.iter().any(|e| e.contains("1 to 63")), "{e:?}");
+    }
+
+    #[test]
+    fn the_rotate_now_annotation_is_bounded() {
+        let mut sr = from_yaml("rotation: {period: 1d}");
+        let set = |sr: &mut SecretRotation, v: String| {
+            sr.metadata.annotations = Some(
+                [(crate::api::ANNOTATION_ROTATE_NOW.to_owned(), v)]
+                    .into_iter()
+                    .collect(),
+            )
+        };
+        set(&mut sr, "2026-11-27T10:00:00Z".into());
+        assert!(validate(&sr).is_ok());
+        set(&mut sr, "x".repeat(MAX_ROTATE_NOW + 1));
+        let e = validate(&sr).unwrap_err();
+        assert!(e.errors[0].field.contains("rotate-now"), "{e}");
+    }
 
     #[test]
     fn valid_specs_pass() {

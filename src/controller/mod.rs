@@ -1,5 +1,6 @@
 //! The operator: kube-runtime wiring around a thin reconcile.
 
+pub mod events;
 pub mod freshness;
 pub mod leader;
 pub mod policy;
@@ -15,7 +16,6 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -43,8 +43,8 @@ pub struct Context {
     pub policy: NamespacePolicy,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Who publishes events.
-    pub reporter: Reporter,
+    /// Where events go (published in the background).
+    pub events: events::EventSink,
     /// Test hook: `abort-after-store-rotation` aborts the process right after a store rotation.
     pub failpoint: Option<String>,
     /// The synced Secrets, from a watch (filled by [`run`] through the matching [`SecretCacheWriter`]).

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action as KubeAction;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -92,7 +92,6 @@ struct Reconciler<'a> {
     name: String,
     project: String,
     store_name: String,
-    recorder: Recorder,
 }
 
 impl Reconciler<'_> {
@@ -108,9 +107,7 @@ impl Reconciler<'_> {
             action: reason.to_owned(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &self.sr.object_ref(&())).await {
-            warn!(object = %self.object(), error = %e, "publishing an event failed");
-        }
+        self.ctx.events.publish(self.sr.object_ref(&()), ev);
     }
 
     async fn timed<T>(
@@ -401,6 +398,20 @@ impl Reconciler<'_> {
     }
 }
 
+/// `message` with any value of the Secret's data cut out (an apiserver message should never hold one;
+/// this makes sure).
+fn redact(message: &str, secret: &Secret) -> String {
+    let mut out = message.to_owned();
+    for v in secret.data.iter().flat_map(|d| d.values()) {
+        if let Ok(text) = std::str::from_utf8(&v.0)
+            && text.len() >= 4
+        {
+            out = out.replace(text, "<redacted>");
+        }
+    }
+    out
+}
+
 /// The merge patch from `old` to `new`: every field of `new`, and null for each field only `old` has.
 fn status_patch(
     old: Option<&SecretRotationStatus>,
@@ -458,7 +469,6 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
             .clone()
             .unwrap_or_else(|| ctx.project.clone()),
         store_name: sr.store_secret_name(),
-        recorder: Recorder::new(ctx.client.clone(), ctx.reporter.clone()),
     };
     let now = Timestamp::now();
     let now_time = seconds(now);
@@ -787,18 +797,49 @@ pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<Kub
         let existing = ctx.freshness.secret_view(&r.ns, &target_name, cached);
         let changed = existing.as_deref().is_none_or(|e| !up_to_date(&desired, e));
         if changed {
-            let applied = secrets
+            let applied = match secrets
                 .patch(
                     &target_name,
                     &PatchParams::apply(FIELD_MANAGER).force(),
                     &Patch::Apply(&desired),
                 )
                 .await
-                .map_err(|source| Error::Kube {
-                    action: "applying the synced Secret",
-                    object: format!("{}/{target_name}", r.ns),
-                    source,
-                })?;
+            {
+                Ok(applied) => applied,
+                // Refused for what it is (too large, immutable, a type that cannot change, no access):
+                // retrying soon cannot help. Say why and look again after a while or on a change.
+                Err(kube::Error::Api(ae)) if matches!(ae.code, 400 | 403 | 409 | 422) => {
+                    let msg = redact(
+                        &format!(
+                            "the apiserver refused Secret {}/{target_name} ({}): {}",
+                            r.ns, ae.code, ae.message
+                        ),
+                        &desired,
+                    );
+                    warn!(object = %r.object(), error = %msg, "synced Secret refused");
+                    set_conditions(
+                        &mut st,
+                        &prev.conditions,
+                        generation,
+                        &now_time,
+                        (false, reasons::SECRET_REJECTED, msg.clone()),
+                        (false, reasons::IDLE, String::new()),
+                    );
+                    st.next_rotation_time = plan.next_rotation.map(seconds);
+                    if !same(&written, &st) {
+                        r.apply_status(&written, &st).await?;
+                        r.event(EventType::Warning, "SecretRejected", msg).await;
+                    }
+                    return Ok(KubeAction::requeue(Duration::from_secs(300)));
+                }
+                Err(source) => {
+                    return Err(Error::Kube {
+                        action: "applying the synced Secret",
+                        object: format!("{}/{target_name}", r.ns),
+                        source,
+                    });
+                }
+            };
             ctx.freshness.secret_applied(applied);
             if bootstrapped {
                 r.event(

@@ -18,6 +18,8 @@ pub mod reasons {
     pub const STORE_UNAVAILABLE: &str = "StoreUnavailable";
     /// The last rotation failed.
     pub const ROTATION_FAILED: &str = "RotationFailed";
+    /// The apiserver refused the synced Secret (too large, immutable, a forbidden namespace, ...).
+    pub const SECRET_REJECTED: &str = "SecretRejected";
     /// The database credentials or CA cannot be read.
     pub const CONFIG_MISSING: &str = "ConfigurationMissing";
     /// A database secret without an administrator needs its current password.

@@ -1,0 +1,212 @@
+//! What the cluster benchmarks share: the operator as a process on a fresh embedded store, clients, a
+//! namespace, SecretRotations, bounded concurrency. Set up by scripts/bench and scripts/load.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use secret_rotator::api::SecretRotation;
+
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run this benchmark through scripts/bench, which sets up the control plane")
+    })
+}
+
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+pub async fn client_for(kubeconfig: &str) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).expect("reading the kubeconfig");
+    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig");
+    Client::try_from(cfg).expect("client")
+}
+
+pub fn sr_object(name: &str, period: &str) -> SecretRotation {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "secretrotator.dev/v1alpha1",
+        "kind": "SecretRotation",
+        "metadata": {"name": name},
+        "spec": {
+            "secretType": "COMMON",
+            "rotation": {"period": period},
+            "password": {"length": 32, "excludePunctuation": true},
+            "target": {"name": name, "template": {"api-key": "{{ value }}"}}
+        }
+    }))
+    .expect("a valid SecretRotation")
+}
+
+/// Runs `f` on 0..n with at most `c` at once.
+pub async fn each<F, Fut>(n: usize, c: usize, f: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    futures::stream::iter(0..n)
+        .map(f)
+        .buffer_unordered(c)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// The operator process on a fresh embedded store.
+pub struct Operator {
+    /// The process.
+    pub child: Child,
+    /// Address of /metrics.
+    pub metrics: String,
+    /// Its store, key and log.
+    pub dir: tempfile::TempDir,
+}
+
+impl Operator {
+    pub fn start(
+        kubeconfig: &str,
+        namespace: &str,
+        lease_ns: &str,
+        concurrency: usize,
+        extra: &[&str],
+    ) -> Operator {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("master.key");
+        std::fs::write(
+            &key,
+            secret_rotator::store::embedded::crypto::MasterKey::generate()
+                .expect("key")
+                .to_base64(),
+        )
+        .expect("writing the key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let metrics = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("operator.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
+            .arg("run")
+            .arg("--store-path")
+            .arg(dir.path().join("store.redb"))
+            .arg("--master-key-file")
+            .arg(&key)
+            .args(["--namespace", namespace])
+            .args(["--leader-election-namespace", lease_ns])
+            .args(["--lease-name", &format!("bench-{namespace}")])
+            .args(["--concurrency", &concurrency.to_string()])
+            .args(["--metrics-addr", &metrics])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", env_or("SCALE_RUST_LOG", "info"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting the operator");
+        Operator {
+            child,
+            metrics,
+            dir,
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("operator.log")
+    }
+
+    pub async fn get(&self, path: &str) -> Option<String> {
+        let r = reqwest::get(format!("http://{}{path}", self.metrics))
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.text().await.ok()
+    }
+
+    pub async fn wait_ready(&self) {
+        let start = Instant::now();
+        while self.get("/readyz").await.is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the operator did not become ready; log: {}",
+                std::fs::read_to_string(self.log_path()).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.get("/metrics").await?;
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Successful rotations so far (every reason).
+    pub async fn rotations(&self) -> u64 {
+        let text = self.get("/metrics").await.unwrap_or_default();
+        text.lines()
+            .filter(|l| {
+                l.starts_with("secret_rotator_rotations_total{") && l.contains("result=\"success\"")
+            })
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// (VmHWM, VmRSS) in KiB.
+    pub fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn new_namespace(client: &Client, prefix: &str) -> String {
+    let name = format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("creating a namespace");
+    name
+}
