@@ -221,78 +221,96 @@ fn sample_in_flight(
     })
 }
 
-/// The baseline: for SecretRotations that exist, only the two writes a rotation needs, as the operator
-/// makes them (server-side apply of the synced Secret, merge patch of the status), `c` at a time.
-async fn baseline(admin: &Client, n: usize, c: usize) -> Duration {
+/// The two writes a rotation needs, as the operator makes them: server-side apply of the synced Secret,
+/// merge patch of the status.
+async fn two_writes(srs: &Api<SecretRotation>, secrets: &Api<Secret>, sr: &SecretRotation) {
+    let key = [7u8; 32];
+    let value: String = (0..32)
+        .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
+        .collect();
+    let mut data = BTreeMap::new();
+    data.insert("api-key".to_owned(), ByteString(value.into_bytes()));
+    let hmac = data_hmac(&key, &data);
+    let secret = desired_secret(sr, data, "v2", "");
+    secrets
+        .patch(
+            &sr.target_secret_name(),
+            &PatchParams::apply("bench-baseline").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("baseline: applying the Secret");
+    let now = Time(jiff::Timestamp::now());
+    let mut st = SecretRotationStatus {
+        observed_generation: sr.metadata.generation,
+        secret_name: Some(sr.store_secret_name()),
+        version_id: Some("v2".into()),
+        last_rotation_time: Some(now.clone()),
+        next_rotation_time: Some(now.clone()),
+        data_hmac: Some(hmac),
+        ..SecretRotationStatus::default()
+    };
+    set_conditions(
+        &mut st,
+        &[],
+        sr.metadata.generation,
+        &now,
+        (
+            true,
+            reasons::SYNCED,
+            format!("Secret {} holds v2", sr.target_secret_name()),
+        ),
+        (false, reasons::IDLE, String::new()),
+    );
+    srs.patch_status(
+        &sr.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({ "status": st })),
+    )
+    .await
+    .expect("baseline: writing the status");
+}
+
+/// The baseline client, `c` objects at a time. Without `with_create`: only the two writes, on
+/// SecretRotations created beforehand (untimed). With it: each object is created, then given its two
+/// writes — the creations the operator's run also contains.
+async fn baseline(admin: &Client, n: usize, c: usize, with_create: bool) -> Duration {
     let ns = new_namespace(admin, "bench-base").await;
     let srs: Api<SecretRotation> = Api::namespaced(admin.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
-    let created: Arc<std::sync::Mutex<HashMap<usize, SecretRotation>>> = Arc::default();
-    each(n, c, |i| {
+    let create = |i: usize| {
         let srs = srs.clone();
-        let created = created.clone();
         async move {
-            let sr = srs
-                .create(&PostParams::default(), &sr_object(&name(i), "30d"))
+            srs.create(&PostParams::default(), &sr_object(&name(i), "30d"))
                 .await
-                .expect("creating a baseline SecretRotation");
-            created.lock().expect("lock").insert(i, sr);
+                .expect("creating a baseline SecretRotation")
         }
-    })
-    .await;
+    };
+    let created: Arc<std::sync::Mutex<HashMap<usize, SecretRotation>>> = Arc::default();
+    if !with_create {
+        each(n, c, |i| {
+            let created = created.clone();
+            let made = create(i);
+            async move {
+                let sr = made.await;
+                created.lock().expect("lock").insert(i, sr);
+            }
+        })
+        .await;
+    }
     let created = Arc::new(std::mem::take(&mut *created.lock().expect("lock")));
-    let key = [7u8; 32];
     let start = Instant::now();
     each(n, c, |i| {
         let srs = srs.clone();
         let secrets = secrets.clone();
         let created = created.clone();
+        let made = with_create.then(|| create(i));
         async move {
-            let sr = &created[&i];
-            let value: String = (0..32)
-                .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
-                .collect();
-            let mut data = BTreeMap::new();
-            data.insert("api-key".to_owned(), ByteString(value.into_bytes()));
-            let hmac = data_hmac(&key, &data);
-            let secret = desired_secret(sr, data, "v2", "");
-            secrets
-                .patch(
-                    &sr.target_secret_name(),
-                    &PatchParams::apply("bench-baseline").force(),
-                    &Patch::Apply(&secret),
-                )
-                .await
-                .expect("baseline: applying the Secret");
-            let now = Time(jiff::Timestamp::now());
-            let mut st = SecretRotationStatus {
-                observed_generation: sr.metadata.generation,
-                secret_name: Some(sr.store_secret_name()),
-                version_id: Some("v2".into()),
-                last_rotation_time: Some(now.clone()),
-                next_rotation_time: Some(now.clone()),
-                data_hmac: Some(hmac),
-                ..SecretRotationStatus::default()
+            let sr = match made {
+                Some(m) => m.await,
+                None => created[&i].clone(),
             };
-            set_conditions(
-                &mut st,
-                &[],
-                sr.metadata.generation,
-                &now,
-                (
-                    true,
-                    reasons::SYNCED,
-                    format!("Secret {} holds v2", sr.target_secret_name()),
-                ),
-                (false, reasons::IDLE, String::new()),
-            );
-            srs.patch_status(
-                &name(i),
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({ "status": st })),
-            )
-            .await
-            .expect("baseline: writing the status");
+            two_writes(&srs, &secrets, &sr).await;
         }
     })
     .await;
@@ -306,6 +324,7 @@ async fn baseline(admin: &Client, n: usize, c: usize) -> Duration {
 struct Row {
     n: usize,
     baseline: Duration,
+    baseline_with_create: Duration,
     create: Duration,
     to_ready: Duration,
     initial: Counts,
@@ -328,8 +347,9 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
     let audit = PathBuf::from(env("SCALE_AUDIT_LOG"));
     let lease_ns = env("SCALE_LEASE_NAMESPACE");
 
-    eprintln!("N={n}: baseline");
-    let baseline = baseline(&admin, n, c).await;
+    eprintln!("N={n}: baselines");
+    let baseline_with_create = baseline(&admin, n, c, true).await;
+    let baseline = baseline(&admin, n, c, false).await;
 
     let ns = new_namespace(&admin, "bench").await;
     let srs: Api<SecretRotation> = Api::namespaced(admin.clone(), &ns);
@@ -551,6 +571,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
     Row {
         n,
         baseline,
+        baseline_with_create,
         create,
         to_ready,
         initial,
@@ -590,9 +611,9 @@ async fn main() {
     }
     println!("\nconcurrency {c} (operator --concurrency and the clients)\n");
     println!(
-        "| N | baseline (2N writes) | create burst | all Ready | ratio | writes/rotation | events | steady writes ({steady}s) | rotate-now all | writes/rotation | scheduled all | max in flight | peak RSS |"
+        "| N | baseline: 2N writes | create burst | all Ready | ratio | baseline: N creates + 2N writes | ratio | writes/rotation | events | steady writes ({steady}s) | rotate-now all | writes/rotation | scheduled all | max in flight | peak RSS |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let (sched, max) = match &r.scheduled {
             Some((d, cnt, m)) => (
@@ -602,12 +623,14 @@ async fn main() {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "| {} | {} | {} | {} | {:.2}× | {:.2} | {} | {} (+{} lease) | {} | {:.2} | {} | {} | {:.1} MiB (now {:.1}) |",
+            "| {} | {} | {} | {} | {:.2}× | {} | {:.2}× | {:.2} | {} | {} (+{} lease) | {} | {:.2} | {} | {} | {:.1} MiB (now {:.1}) |",
             r.n,
             secs(r.baseline),
             secs(r.create),
             secs(r.to_ready),
             r.to_ready.as_secs_f64() / r.baseline.as_secs_f64(),
+            secs(r.baseline_with_create),
+            r.to_ready.as_secs_f64() / r.baseline_with_create.as_secs_f64(),
             r.initial.writes as f64 / r.n as f64,
             r.initial.events,
             r.steady.writes,

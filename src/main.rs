@@ -266,6 +266,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         auth: Arc::new(auth),
         resolver,
         max_skew_secs: args.max_clock_skew_secs,
+        replay: Default::default(),
     });
     let listener = std::net::TcpListener::bind(args.listen)
         .map_err(|e| format!("binding {}: {e}", args.listen))?;

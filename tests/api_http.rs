@@ -505,3 +505,70 @@ async fn an_unreachable_upstream_is_502() {
     let got = get_through_front(&url, fast_opts()).await;
     assert_error(&got, 502, "CSMS.0502");
 }
+
+/// One AK/SK-signed request sent as given (the same bytes when called twice).
+async fn signed_once(method: &str, url: &str, date: &str, body: &[u8]) -> (u16, Value) {
+    use secret_rotator::protocol::signer;
+    let u = reqwest::Url::parse(url).unwrap();
+    let host = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap());
+    let signed = ["host".to_owned(), "x-sdk-date".to_owned()];
+    let lookup = |n: &str| -> Option<&str> {
+        match n {
+            "host" => Some(host.as_str()),
+            "x-sdk-date" => Some(date),
+            _ => None,
+        }
+    };
+    let cr = signer::canonical_request(method, u.path(), u.query(), &signed, lookup, body);
+    let sig = signer::sign(SK.as_bytes(), date, &cr);
+    let r = http()
+        .request(method.parse().unwrap(), url)
+        .header("Host", &host)
+        .header("X-Sdk-Date", date)
+        .header(
+            "Authorization",
+            signer::authorization_header(AK, &signed, &sig),
+        )
+        .header("Content-Type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_replayed_signed_write_is_refused_and_reads_may_repeat() {
+    let srv = start(None).await;
+    let date = secret_rotator::protocol::signer::format_date(jiff::Timestamp::now());
+    let base = format!("{}/v1/{PROJECT}", srv.url);
+    let body = br#"{"name": "replay-me", "secret_string": "first-value-0123"}"#;
+    let (s1, _) = signed_once("POST", &format!("{base}/secrets"), &date, body).await;
+    assert_eq!(s1, 200);
+    // The same bytes again: refused before the handler, with a CSMS body; nothing is written.
+    let (s2, b2) = signed_once("POST", &format!("{base}/secrets"), &date, body).await;
+    assert_eq!(s2, 401, "{b2}");
+    assert_eq!(b2["error"]["error_code"], "CSMS.0401", "{b2}");
+    assert!(
+        b2["error"]["error_msg"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{b2}"
+    );
+    let v = br#"{"secret_string": "second-value-0123"}"#;
+    let url = format!("{base}/secrets/replay-me/versions");
+    assert_eq!(signed_once("POST", &url, &date, v).await.0, 200);
+    assert_eq!(signed_once("POST", &url, &date, v).await.0, 401);
+    let (_, versions) = call(reqwest::Method::GET, &url, Some(TOKEN), None).await;
+    assert_eq!(
+        versions["version_metadatas"].as_array().unwrap().len(),
+        2,
+        "the replayed version request wrote nothing: {versions}"
+    );
+    // A read may repeat.
+    let show = format!("{base}/secrets/replay-me");
+    assert_eq!(signed_once("GET", &show, &date, b"").await.0, 200);
+    assert_eq!(signed_once("GET", &show, &date, b"").await.0, 200);
+}

@@ -123,6 +123,8 @@ pub struct Principal {
     pub name: String,
     /// Allowed projects.
     pub projects: Vec<String>,
+    /// For a signed request: its signature and the Unix second its X-Sdk-Date leaves the skew window.
+    pub signature: Option<(String, i64)>,
 }
 
 impl Principal {
@@ -185,6 +187,7 @@ pub fn authenticate(
             .map(|i| Principal {
                 name: format!("token#{i}"),
                 projects: file.tokens[i].projects.clone(),
+                signature: None,
             })
             .ok_or(AuthError::BadToken);
     }
@@ -223,6 +226,7 @@ pub fn authenticate(
         Ok(Principal {
             name: key.ak.clone(),
             projects: key.projects.clone(),
+            signature: Some((parsed.signature.clone(), t.as_second() + max_skew_secs)),
         })
     } else {
         Err(AuthError::BadSignature)

@@ -3,13 +3,14 @@
 pub mod auth;
 pub mod error;
 mod handlers;
+pub mod replay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,6 +38,8 @@ pub struct AppState {
     pub resolver: Option<Arc<dyn TargetResolver>>,
     /// Allowed clock skew of signed requests, in seconds.
     pub max_skew_secs: i64,
+    /// Signatures of recent mutating requests (replay refusal).
+    pub replay: Arc<replay::ReplayGuard>,
 }
 
 /// The router with every CSMS path, authentication and the body limit.
@@ -120,6 +123,20 @@ async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> R
         st.max_skew_secs,
     );
     let principal = match result {
+        Ok(p)
+            if p.signature.as_ref().is_some_and(|(sig, expires)| {
+                !matches!(parts.method, Method::GET | Method::HEAD)
+                    && !st
+                        .replay
+                        .first_use(sig, *expires, jiff::Timestamp::now().as_second())
+            }) =>
+        {
+            warn!(method = %parts.method, path, "refused a replayed signed request");
+            return ApiError::unauthorized(
+                "this signed request was already used: sign each request anew (a new X-Sdk-Date)",
+            )
+            .into_response();
+        }
         Ok(p) => p,
         Err(e) => {
             warn!(method = %parts.method, path, error = %e, "refused an unauthenticated request");

@@ -66,6 +66,7 @@ pub async fn start(store: Option<Arc<dyn Store>>) -> TestServer {
         auth: Arc::new(auth_file()),
         resolver: Some(resolver),
         max_skew_secs: 900,
+        replay: Default::default(),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
