@@ -9,7 +9,7 @@
 //! - the operator's resident memory, sampled every 5 s: the mean of the first and of the last minute.
 //!
 //! Variables as for the scale benchmark (see benches/scale.rs), plus LOAD_N (300), LOAD_PERIOD_SECS (10),
-//! LOAD_MINUTES (5).
+//! LOAD_MINUTES (5), LOAD_HISTORY (the operator's --history-limit, 1000: every version of the run kept).
 
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,9 @@ async fn main() {
         .parse()
         .expect("LOAD_PERIOD_SECS");
     let minutes: u64 = env_or("LOAD_MINUTES", "5").parse().expect("LOAD_MINUTES");
+    let history: usize = env_or("LOAD_HISTORY", "1000")
+        .parse()
+        .expect("LOAD_HISTORY");
     let admin = client_for(&env("SCALE_KUBECONFIG")).await;
     let ns = new_namespace(&admin, "load").await;
     let op = Operator::start(
@@ -64,8 +67,9 @@ async fn main() {
         &ns,
         &env("SCALE_LEASE_NAMESPACE"),
         4,
-        // Enough history for the whole run: every version is checked.
-        &["--history-limit", "1000"],
+        // The default keeps every version of the run, so that every rotation is checked; with the
+        // operator's own default (10) only the last ones are, and the store stops growing.
+        &["--history-limit", &history.to_string()],
     );
     op.wait_ready().await;
     let srs: Api<SecretRotation> = Api::namespaced(admin.clone(), &ns);
@@ -113,6 +117,7 @@ async fn main() {
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &op.child.id().to_string()])
         .status();
+    // (op.stop() below then finds the process gone.)
     let stopping = Instant::now();
     while !matches!(op.child.try_wait(), Ok(Some(_))) {
         assert!(
@@ -129,7 +134,7 @@ async fn main() {
         &copy,
         key,
         EmbeddedOptions {
-            history_limit: 1000,
+            history_limit: history.max(1000),
         },
     )
     .expect("opening the store");
@@ -197,6 +202,18 @@ async fn main() {
         worst.0,
         worst.1
     );
+    let per_minute: Vec<String> = (0..minutes)
+        .map(|m| {
+            format!(
+                "{:.1}",
+                mean(
+                    Duration::from_secs(m * 60),
+                    Duration::from_secs((m + 1) * 60)
+                )
+            )
+        })
+        .collect();
+    println!("RSS by minute (MiB): {}", per_minute.join(", "));
     println!(
         "successful rotations counted by the operator: {rotations}; warnings in its log: {warnings}"
     );

@@ -75,6 +75,18 @@ async fn wait_all(
     }
 }
 
+/// Each SecretRotation's status version, by name.
+fn versions(store: &Store<SecretRotation>) -> HashMap<String, String> {
+    store
+        .state()
+        .iter()
+        .map(|o| {
+            let v = o.status.as_ref().and_then(|s| s.version_id.clone());
+            (o.name_any(), v.unwrap_or_default())
+        })
+        .collect()
+}
+
 /// One audited request.
 struct Request {
     verb: String,
@@ -400,19 +412,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
     eprintln!("N={n}: steady state: {}", show(&steady));
 
     // rotate-now on each.
-    let before: HashMap<String, String> = reader
-        .state()
-        .iter()
-        .map(|o| {
-            (
-                o.name_any(),
-                o.status
-                    .as_ref()
-                    .and_then(|s| s.version_id.clone())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
+    let before = versions(&reader);
     let tag = format!("bench-{}", rand::random::<u32>());
     let a2 = audit_len(&audit);
     let start = Instant::now();
@@ -466,19 +466,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
         let dt = tick.to_zoned(jiff::tz::TimeZone::UTC);
         let schedule = format!("{} {} * * *", dt.minute(), dt.hour());
         eprintln!("N={n}: scheduling all at {tick} ({schedule})");
-        let before: HashMap<String, String> = reader
-            .state()
-            .iter()
-            .map(|o| {
-                (
-                    o.name_any(),
-                    o.status
-                        .as_ref()
-                        .and_then(|s| s.version_id.clone())
-                        .unwrap_or_default(),
-                )
-            })
-            .collect();
+        let before = versions(&reader);
         each(n, c, |i| {
             let srs = srs.clone();
             let schedule = schedule.clone();

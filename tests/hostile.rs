@@ -249,13 +249,7 @@ async fn hostile_resources_are_refused_or_explained_and_neighbours_keep_rotating
     install_crd(&c).await;
     let ns = TestNamespace::new(&c, "hostile").await;
     let files = OperatorFiles::new();
-    let mut op = Operator::start(
-        &control_plane().kubeconfig,
-        &files,
-        &ns.name,
-        &["--leader-election=false"],
-        &[],
-    );
+    let mut op = start_in(&files, &ns.name, &[]);
     // An immutable Secret of another type, in the way of one target.
     let taken: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret",

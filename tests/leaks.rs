@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -105,30 +104,10 @@ async fn no_value_escapes_anywhere() {
             .unwrap();
     }
     let files = OperatorFiles::new();
-    let mut op = Operator::start(
-        &control_plane().kubeconfig,
-        &files,
-        &ns.name,
-        &["--leader-election=false"],
-        &[("RUST_LOG", "debug")],
-    );
+    let mut op = start_in(&files, &ns.name, &[("RUST_LOG", "debug")]);
 
     // The CSMS API, on a store of its own, logging at debug level.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("master.key"),
-        MasterKey::generate().unwrap().to_base64(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("auth.yaml"),
-        "tokens:\n- token: leak-token-0123456789abcdef\n  projects: [p1]\n",
-    )
-    .unwrap();
-    for f in ["master.key", "auth.yaml"] {
-        std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(0o600))
-            .unwrap();
-    }
+    let dir = serve_dir("leak-token-0123456789abcdef", "p1");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -1,6 +1,6 @@
 //! Runs the README's curl examples, as written and in order, against the real `serve` binary.
 
-use std::os::unix::fs::PermissionsExt;
+mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -27,24 +27,7 @@ fn every_curl_example_in_the_readme_works() {
         "curl is missing: run scripts/testenv install"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("master.key"),
-        secret_rotator::store::embedded::crypto::MasterKey::generate()
-            .unwrap()
-            .to_base64()
-            .as_bytes(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("auth.yaml"),
-        "tokens:\n- token: demo-token-0123456789abcdef\n  projects: [demo-project]\n",
-    )
-    .unwrap();
-    for f in ["master.key", "auth.yaml"] {
-        std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(0o600))
-            .unwrap();
-    }
+    let dir = support::operator::serve_dir("demo-token-0123456789abcdef", "demo-project");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

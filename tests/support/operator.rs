@@ -287,3 +287,37 @@ pub async fn wait_exit(op: &mut Operator, secs: u64) {
     }
     panic!("the operator did not exit within {secs}s");
 }
+
+/// An operator for one namespace of the shared control plane, without leader election.
+pub fn start_in(files: &OperatorFiles, namespace: &str, env: &[(&str, &str)]) -> Operator {
+    Operator::start(
+        &crate::support::control_plane().kubeconfig,
+        files,
+        namespace,
+        &["--leader-election=false"],
+        env,
+    )
+}
+
+/// A directory for `secret-rotator serve`: `master.key` (new) and `auth.yaml` with one token for
+/// `project`, both mode 0600.
+pub fn serve_dir(token: &str, project: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("master.key"),
+        secret_rotator::store::embedded::crypto::MasterKey::generate()
+            .unwrap()
+            .to_base64(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("auth.yaml"),
+        format!("tokens:\n- token: {token}\n  projects: [{project}]\n"),
+    )
+    .unwrap();
+    for f in ["master.key", "auth.yaml"] {
+        std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    dir
+}
