@@ -116,7 +116,7 @@ async fn main() {
         ),
         resolver: Some(Arc::new(SimulatedTargets::default())),
         max_skew_secs: 900,
-        replay: Default::default(),
+        replay: None,
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}/v1/p/secrets", listener.local_addr().unwrap());

@@ -212,6 +212,11 @@ struct ServeArgs {
     /// Largest accepted difference between X-Sdk-Date and this clock, in seconds.
     #[arg(long, default_value_t = server::DEFAULT_MAX_SKEW_SECS)]
     max_clock_skew_secs: i64,
+    /// Refuse a signed write (any method but GET and HEAD) whose signature was already accepted while its
+    /// X-Sdk-Date is within the skew window. Off by default: a client that repeats an identical write within
+    /// the same second (X-Sdk-Date has whole seconds) is refused too.
+    #[arg(long)]
+    refuse_replayed_signatures: bool,
     /// Rotate database secrets against simulated in-memory databases (for trying the API and SDKs only).
     #[arg(long)]
     simulated_databases: bool,
@@ -266,7 +271,9 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         auth: Arc::new(auth),
         resolver,
         max_skew_secs: args.max_clock_skew_secs,
-        replay: Default::default(),
+        replay: args
+            .refuse_replayed_signatures
+            .then(|| Arc::new(server::replay::ReplayGuard::default())),
     });
     let listener = std::net::TcpListener::bind(args.listen)
         .map_err(|e| format!("binding {}: {e}", args.listen))?;

@@ -540,7 +540,20 @@ async fn signed_once(method: &str, url: &str, date: &str, body: &[u8]) -> (u16, 
 
 #[tokio::test]
 async fn a_replayed_signed_write_is_refused_and_reads_may_repeat() {
-    let srv = start(None).await;
+    // By default an identical signed write is served again (store_conformance repeats one within a second).
+    let plain = start(None).await;
+    let date = secret_rotator::protocol::signer::format_date(jiff::Timestamp::now());
+    let url = format!("{}/v1/{PROJECT}/secrets", plain.url);
+    let body = br#"{"name": "twice", "secret_string": "first-value-0123"}"#;
+    assert_eq!(signed_once("POST", &url, &date, body).await.0, 200);
+    let (s, b) = signed_once("POST", &url, &date, body).await;
+    assert_eq!(
+        (s, &b["error"]["error_code"]),
+        (400, &json!("CSMS.0004")),
+        "{b}"
+    );
+
+    let srv = start_with(None, true).await;
     let date = secret_rotator::protocol::signer::format_date(jiff::Timestamp::now());
     let base = format!("{}/v1/{PROJECT}", srv.url);
     let body = br#"{"name": "replay-me", "secret_string": "first-value-0123"}"#;

@@ -71,7 +71,7 @@ async fn an_iam_token_is_fetched_scoped_and_refreshed() {
         auth: Arc::new(auth),
         resolver: None,
         max_skew_secs: 900,
-        replay: Default::default(),
+        replay: None,
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

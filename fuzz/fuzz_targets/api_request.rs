@@ -31,7 +31,7 @@ fn env() -> &'static Env {
             auth: Arc::new(auth),
             resolver: Some(Arc::new(SimulatedTargets::default())),
             max_skew_secs: 900,
-            replay: Default::default(),
+            replay: None,
         });
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         Env { rt, app, _dir: dir }

@@ -38,8 +38,8 @@ pub struct AppState {
     pub resolver: Option<Arc<dyn TargetResolver>>,
     /// Allowed clock skew of signed requests, in seconds.
     pub max_skew_secs: i64,
-    /// Signatures of recent mutating requests (replay refusal).
-    pub replay: Arc<replay::ReplayGuard>,
+    /// With `--refuse-replayed-signatures`: signatures of recent signed writes, refused a second time.
+    pub replay: Option<Arc<replay::ReplayGuard>>,
 }
 
 /// The router with every CSMS path, authentication and the body limit.
@@ -126,9 +126,9 @@ async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> R
         Ok(p)
             if p.signature.as_ref().is_some_and(|(sig, expires)| {
                 !matches!(parts.method, Method::GET | Method::HEAD)
-                    && !st
-                        .replay
-                        .first_use(sig, *expires, jiff::Timestamp::now().as_second())
+                    && st.replay.as_ref().is_some_and(|guard| {
+                        !guard.first_use(sig, *expires, jiff::Timestamp::now().as_second())
+                    })
             }) =>
         {
             warn!(method = %parts.method, path, "refused a replayed signed request");

@@ -55,6 +55,11 @@ pub fn embedded(dir: &tempfile::TempDir) -> Arc<EmbeddedStore> {
 
 /// Serves `store` (an embedded one in a temporary directory when `None`) with simulated databases.
 pub async fn start(store: Option<Arc<dyn Store>>) -> TestServer {
+    start_with(store, false).await
+}
+
+/// As [`start`], optionally refusing replayed signed writes (`--refuse-replayed-signatures`).
+pub async fn start_with(store: Option<Arc<dyn Store>>, refuse_replays: bool) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = match store {
         Some(s) => s,
@@ -66,7 +71,7 @@ pub async fn start(store: Option<Arc<dyn Store>>) -> TestServer {
         auth: Arc::new(auth_file()),
         resolver: Some(resolver),
         max_skew_secs: 900,
-        replay: Default::default(),
+        replay: refuse_replays.then(Default::default),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
