@@ -481,7 +481,10 @@ pub struct SecretRotationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_rotate_now: Option<PendingRotateNowStatus>,
     /// Failed rotation attempts since the last success.
+    // The maximum keeps every stored value readable: a status edited by hand to a number the operator
+    // cannot read would otherwise stop the watch for every resource.
     #[serde(default)]
+    #[schemars(range(max = 4294967295u32))]
     pub failed_attempts: u32,
     /// The last failure, cleared by a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]

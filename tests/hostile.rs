@@ -313,6 +313,28 @@ async fn hostile_resources_are_refused_or_explained_and_neighbours_keep_rotating
         assert!(msg.len() <= 1024, "{name}: an unbounded message");
     }
 
+    // A status edited by hand to numbers the operator could not read is refused by the schema, so the
+    // watch never carries an object that fails to deserialize.
+    for bad in [json!(5_000_000_000u64), json!(-1)] {
+        let r = api
+            .patch_status(
+                "neighbour",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"status": {"failedAttempts": bad}})),
+            )
+            .await;
+        match r {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!(e.code, 422, "{e:?}");
+                assert!(e.message.contains("failedAttempts"), "{}", e.message);
+            }
+            other => panic!(
+                "status.failedAttempts = {bad} was accepted: {:?}",
+                other.map(|_| ())
+            ),
+        }
+    }
+
     // The neighbour kept rotating, the operator is alive and recorded no reconcile errors.
     let before = get_sr(&c, &ns.name, "neighbour")
         .await
