@@ -345,12 +345,7 @@ async fn hostile_resources_are_refused_or_explained_and_neighbours_keep_rotating
     let n: u32 = before.trim_start_matches('v').parse().unwrap();
     wait_version(&c, &ns.name, "neighbour", &format!("v{}", n + 2), 30).await;
     assert!(op.alive(), "the operator exited:\n{}", op.log_text());
-    let metrics = reqwest::get(format!("http://{}/metrics", op.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = op.metrics_text().await;
     let errors: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("secret_rotator_reconcile_errors_total"))

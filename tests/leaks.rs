@@ -226,12 +226,7 @@ async fn no_value_escapes_anywhere() {
     wait_version(&c, &ns.name, "app-db", "v3", 60).await;
 
     // What may hold values only where they belong, and where they must never be.
-    let metrics = reqwest::get(format!("http://{}/metrics", op.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = op.metrics_text().await;
     let events = event_text(&c, &ns.name).await;
     let statuses = serde_json::to_string(
         &Api::<SecretRotation>::namespaced(c.clone(), &ns.name)

@@ -147,12 +147,7 @@ async fn common_secret_lifecycle_rotate_now_drift_and_no_leaks() {
     );
 
     // Metrics.
-    let metrics = reqwest::get(format!("http://{}/metrics", op.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = op.metrics_text().await;
     assert!(
         metrics
             .contains("secret_rotator_rotations_total{result=\"success\",reason=\"rotate-now\"} 1"),

@@ -103,6 +103,16 @@ impl Operator {
         }
     }
 
+    /// The /metrics text.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .expect("fetching /metrics")
+            .text()
+            .await
+            .expect("reading /metrics")
+    }
+
     /// The captured log.
     pub fn log_text(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
