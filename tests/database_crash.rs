@@ -98,13 +98,20 @@ async fn check(dir: &std::path::Path, engine: &str, port: u16) -> Result<bool, S
             .list_versions(P, name, Some(200), None)
             .await
             .map_err(|e| e.to_string())?;
-        let mut held: Vec<DatabaseCredential> = Vec::new();
+        // Every value held (a pending one may already be set on the database), and whether it is only
+        // pending (a rotation that may not have reached the database yet).
+        let mut held: Vec<(DatabaseCredential, bool)> = Vec::new();
         for v in &page.version_metadatas {
             let full = s
                 .show_version(P, name, &v.id)
                 .await
                 .map_err(|e| format!("{name} {} does not decrypt: {e}", v.id))?;
-            held.push(DatabaseCredential::from_value(&full.value).ok_or("not a credential")?);
+            let only_pending =
+                !v.version_stages.is_empty() && v.version_stages.iter().all(|x| x == SYSPENDING);
+            held.push((
+                DatabaseCredential::from_value(&full.value).ok_or("not a credential")?,
+                only_pending,
+            ));
         }
         let currents = page
             .version_metadatas
@@ -116,18 +123,21 @@ async fn check(dir: &std::path::Path, engine: &str, port: u16) -> Result<bool, S
         }
         for user in *users {
             let mut ok = false;
-            for c in held
+            for (c, _) in held
                 .iter()
-                .filter(|c| c.username == *user && !c.password.is_empty())
+                .filter(|(c, _)| c.username == *user && !c.password.is_empty())
             {
                 if login(engine, port, user, &c.password).await {
                     ok = true;
                     break;
                 }
             }
+            // An account the store has completed a rotation of (not one whose first rotation is still
+            // pending: the database may hold its original password, which the store never knew; a
+            // MultiUser secret starts knowing only its first account's).
             let ever_set = held
                 .iter()
-                .any(|c| c.username == *user && !c.password.is_empty());
+                .any(|(c, pending)| c.username == *user && !c.password.is_empty() && !pending);
             if ever_set && !ok {
                 return Err(format!(
                     "{engine} {name}: no value the store holds logs in as {user}"
