@@ -403,65 +403,72 @@ async fn mariadb_down_mid_rotation() {
     database_down("mysql").await;
 }
 
-/// TLS to PostgreSQL: require encrypts without verifying; verify-full checks the chain against the given
-/// CA and the host name, and refuses another CA.
-#[tokio::test]
-async fn postgresql_tls_modes() {
-    use secret_rotator::api::TlsMode;
+/// Sets a new password for `tls_user` through `base` in each TLS mode with its CA; a mode expected to work
+/// must also leave a password that logs in (`login`), one expected to fail must fail (with CONNECT or TLS
+/// when `check_code`).
+async fn tls_modes(
+    base: secret_rotator::database::Connection,
+    cases: &[(secret_rotator::api::TlsMode, Option<Vec<u8>>, bool)],
+    check_code: bool,
+    login: impl AsyncFn(&str, &str) -> bool,
+) {
     use secret_rotator::secret_value::SecretValue;
-    let (pg, ca) = Postgres::start_tls();
-    pg.admin_sql("CREATE ROLE tls_user LOGIN PASSWORD 'tls-initial'")
-        .await;
-    let other_dir = tempfile::tempdir().unwrap();
-    let (other_ca, _, _) = support::db::make_certs(other_dir.path());
-    for (mode, ca_pem, ok) in [
-        (TlsMode::Require, None, true),
-        (TlsMode::VerifyFull, Some(ca.clone()), true),
-        (TlsMode::VerifyFull, Some(other_ca.clone()), false),
-        (TlsMode::VerifyFull, None, false),
-    ] {
-        let mut conn = pg.connection(true);
-        conn.tls = mode;
-        conn.ca_pem = ca_pem;
+    for (mode, ca_pem, ok) in cases {
+        let mut conn = base.clone();
+        conn.tls = *mode;
+        conn.ca_pem = ca_pem.clone();
         let target = secret_rotator::database::target(conn);
         let new = SecretValue::from_str_value(&format!("tls-{}", rand::random::<u32>()));
         let result = target.set_password("tls_user", &new, None).await;
-        assert_eq!(result.is_ok(), ok, "{mode:?}: {result:?}");
-        if ok {
+        assert_eq!(result.is_ok(), *ok, "{mode:?}: {result:?}");
+        if *ok {
             target.test_login("tls_user", &new).await.unwrap();
-            assert!(pg.login("tls_user", new.expose_str().unwrap()).await);
-        } else {
+            assert!(login("tls_user", new.expose_str().unwrap()).await);
+        } else if check_code {
             let e = result.unwrap_err();
             assert!(e.code == "CONNECT" || e.code == "TLS", "{e:?}");
         }
     }
 }
 
+/// TLS to PostgreSQL: require encrypts without verifying; verify-full checks the chain against the given
+/// CA and the host name, and refuses another CA.
+#[tokio::test]
+async fn postgresql_tls_modes() {
+    use secret_rotator::api::TlsMode;
+    let (pg, ca) = Postgres::start_tls();
+    pg.admin_sql("CREATE ROLE tls_user LOGIN PASSWORD 'tls-initial'")
+        .await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let (other_ca, _, _) = support::db::make_certs(other_dir.path());
+    let cases = [
+        (TlsMode::Require, None, true),
+        (TlsMode::VerifyFull, Some(ca.clone()), true),
+        (TlsMode::VerifyFull, Some(other_ca.clone()), false),
+        (TlsMode::VerifyFull, None, false),
+    ];
+    tls_modes(pg.connection(true), &cases, true, async |u, p| {
+        pg.login(u, p).await
+    })
+    .await;
+}
+
 /// TLS to MariaDB, as for PostgreSQL.
 #[tokio::test]
 async fn mariadb_tls_modes() {
     use secret_rotator::api::TlsMode;
-    use secret_rotator::secret_value::SecretValue;
     let (m, ca) = Mariadb::start_tls();
     m.admin_sql("CREATE USER 'tls_user'@'%' IDENTIFIED BY 'tls-initial'")
         .await;
     let other_dir = tempfile::tempdir().unwrap();
     let (other_ca, _, _) = support::db::make_certs(other_dir.path());
-    for (mode, ca_pem, ok) in [
+    let cases = [
         (TlsMode::Require, None, true),
         (TlsMode::VerifyFull, Some(ca.clone()), true),
         (TlsMode::VerifyFull, Some(other_ca.clone()), false),
-    ] {
-        let mut conn = m.connection(true);
-        conn.tls = mode;
-        conn.ca_pem = ca_pem;
-        let target = secret_rotator::database::target(conn);
-        let new = SecretValue::from_str_value(&format!("tls-{}", rand::random::<u32>()));
-        let result = target.set_password("tls_user", &new, None).await;
-        assert_eq!(result.is_ok(), ok, "{mode:?}: {result:?}");
-        if ok {
-            target.test_login("tls_user", &new).await.unwrap();
-            assert!(m.login("tls_user", new.expose_str().unwrap()).await);
-        }
-    }
+    ];
+    tls_modes(m.connection(true), &cases, false, async |u, p| {
+        m.login(u, p).await
+    })
+    .await;
 }

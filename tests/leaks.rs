@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
@@ -108,28 +108,10 @@ async fn no_value_escapes_anywhere() {
 
     // The CSMS API, on a store of its own, logging at debug level.
     let dir = serve_dir("leak-token-0123456789abcdef", "p1");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let serve_log = dir.path().join("serve.log");
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
-        .args([
-            "serve",
-            "--store-path",
-            "store.redb",
-            "--master-key-file",
-            "master.key",
-        ])
-        .args([
-            "--auth-file",
-            "auth.yaml",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
+    let (mut serve, port) = serve_command(dir.path());
+    let mut serve = serve
         .env("RUST_LOG", "debug")
-        .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&serve_log).unwrap())
         .spawn()

@@ -28,24 +28,9 @@ fn every_curl_example_in_the_readme_works() {
     );
 
     let dir = support::operator::serve_dir("demo-token-0123456789abcdef", "demo-project");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
-        .args([
-            "serve",
-            "--store-path",
-            "store.redb",
-            "--master-key-file",
-            "master.key",
-            "--auth-file",
-            "auth.yaml",
-            "--simulated-databases",
-        ])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(dir.path())
+    let (mut server, port) = support::operator::serve_command(dir.path());
+    let mut server = server
+        .arg("--simulated-databases")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

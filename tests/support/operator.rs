@@ -331,3 +331,25 @@ pub fn serve_dir(token: &str, project: &str) -> tempfile::TempDir {
     }
     dir
 }
+
+/// `secret-rotator serve` on the files of [`serve_dir`], listening on a free loopback port (returned);
+/// the caller adds flags, environment and output.
+pub fn serve_command(dir: &Path) -> (Command, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_secret-rotator"));
+    cmd.args([
+        "serve",
+        "--store-path",
+        "store.redb",
+        "--master-key-file",
+        "master.key",
+    ])
+    .args([
+        "--auth-file",
+        "auth.yaml",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .current_dir(dir);
+    (cmd, port)
+}
