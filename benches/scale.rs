@@ -34,7 +34,8 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use secret_rotator::api::{ANNOTATION_ROTATE_NOW, SecretRotation, SecretRotationStatus};
-use secret_rotator::controller::status::{reasons, set_conditions};
+use secret_rotator::controller::reasons::Reason;
+use secret_rotator::controller::status::{Verdict, set_conditions};
 use secret_rotator::controller::synced::{data_hmac, desired_secret};
 
 mod cluster;
@@ -243,7 +244,8 @@ async fn two_writes(srs: &Api<SecretRotation>, secrets: &Api<Secret>, sr: &Secre
     let mut data = BTreeMap::new();
     data.insert("api-key".to_owned(), ByteString(value.into_bytes()));
     let hmac = data_hmac(&key, &data);
-    let secret = desired_secret(sr, data, "v2", "");
+    let spec = secret_rotator::validation::validate(sr).expect("baseline: a valid SecretRotation");
+    let secret = desired_secret(sr, &spec.sync_target, data, "v2", "");
     secrets
         .patch(
             &sr.target_secret_name(),
@@ -267,12 +269,11 @@ async fn two_writes(srs: &Api<SecretRotation>, secrets: &Api<Secret>, sr: &Secre
         &[],
         sr.metadata.generation,
         &now,
-        (
-            true,
-            reasons::SYNCED,
+        Verdict::yes(
+            Reason::Synced,
             format!("Secret {} holds v2", sr.target_secret_name()),
         ),
-        (false, reasons::IDLE, String::new()),
+        Verdict::idle(),
     );
     srs.patch_status(
         &sr.name_any(),

@@ -11,10 +11,6 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// API group of every resource this project defines.
-pub const GROUP: &str = "secretrotator.dev";
-/// API version of `SecretRotation`.
-pub const VERSION: &str = "v1alpha1";
 /// Annotation on a SecretRotation: a new value asks for one rotation.
 pub const ANNOTATION_ROTATE_NOW: &str = "secretrotator.dev/rotate-now";
 /// Annotation on the synced Secret: the store version it holds.
@@ -23,28 +19,12 @@ pub const ANNOTATION_VERSION_ID: &str = "secretrotator.dev/version-id";
 pub const ANNOTATION_ROTATION_TASK_ID: &str = "secretrotator.dev/rotation-task-id";
 /// Annotation set on the pod template of each restart target after a rotation.
 pub const ANNOTATION_RESTARTED_AT: &str = "secretrotator.dev/restarted-at";
-/// Finalizer the operator may put on a SecretRotation.
-pub const FINALIZER: &str = "secretrotator.dev/finalizer";
 /// Field manager used for every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "secret-rotator";
 /// Condition type: the synced Secret holds the store's SYSCURRENT value.
 pub const CONDITION_READY: &str = "Ready";
 /// Condition type: a rotation is in progress.
 pub const CONDITION_ROTATING: &str = "Rotating";
-
-/// A pattern for durations: a positive integer followed by one unit (`s`, `m`, `h` or `d`).
-pub const DURATION_PATTERN: &str = r"^[1-9][0-9]{0,7}[smhd]$";
-/// A pattern for five whitespace-separated cron fields.
-pub const CRON_PATTERN: &str = r"^\s*\S+(\s+\S+){4}\s*$";
-/// Names CSMS accepts for secrets: letters, digits, `.`, `_` and `-`.
-pub const SECRET_NAME_PATTERN: &str = r"^[A-Za-z0-9._-]{1,64}$";
-/// A Kubernetes object name (DNS-1123 subdomain).
-pub const DNS_SUBDOMAIN_PATTERN: &str =
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
-/// Database account names the operator accepts.
-pub const DB_USERNAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$";
-/// A key of a Kubernetes Secret.
-pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]{1,253}$";
 
 /// Desired state of a SecretRotation: which store secret to rotate, how often, how to generate values,
 /// and which Kubernetes Secret to keep in sync with the store's current version.
@@ -370,7 +350,7 @@ pub struct PasswordPolicy {
 }
 
 fn default_length() -> u32 {
-    32
+    crate::password::DEFAULT_LENGTH
 }
 
 impl Default for PasswordPolicy {

@@ -424,7 +424,6 @@ async fn run(args: RunArgs) -> Result<(), BoxError> {
             policy: policy.clone(),
             metrics: metrics.clone(),
             events,
-            failpoint: std::env::var("SECRET_ROTATOR_TEST_FAILPOINT").ok(),
             secrets: secrets_reader,
             freshness: Default::default(),
         });

@@ -1,7 +1,61 @@
 //! Password policies: the character classes of CSMS GenerateRandomPassword and the checks that a policy
 //! can be met.
 
-use crate::api::PasswordPolicy;
+/// What a generated value is made of (the options of CSMS GenerateRandomPassword). The CRD's
+/// `spec.password` and the REST API's generate-password body both convert into it, so a change to either
+/// wire form cannot silently change the other's meaning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// Number of characters, 12 to 256.
+    pub length: u32,
+    /// Characters never used.
+    pub exclude_characters: String,
+    /// Use no lower-case letters.
+    pub exclude_lowercase: bool,
+    /// Use no upper-case letters.
+    pub exclude_uppercase: bool,
+    /// Use no digits.
+    pub exclude_numbers: bool,
+    /// Use no punctuation.
+    pub exclude_punctuation: bool,
+    /// Allow the space character.
+    pub include_space: bool,
+    /// Use at least one character of every included type.
+    pub require_each_included_type: bool,
+}
+
+/// The default length of a generated value (CSMS's default too).
+pub const DEFAULT_LENGTH: u32 = 32;
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            length: DEFAULT_LENGTH,
+            exclude_characters: String::new(),
+            exclude_lowercase: false,
+            exclude_uppercase: false,
+            exclude_numbers: false,
+            exclude_punctuation: false,
+            include_space: false,
+            require_each_included_type: true,
+        }
+    }
+}
+
+impl From<&crate::api::PasswordPolicy> for PasswordPolicy {
+    fn from(p: &crate::api::PasswordPolicy) -> Self {
+        PasswordPolicy {
+            length: p.length,
+            exclude_characters: p.exclude_characters.clone(),
+            exclude_lowercase: p.exclude_lowercase,
+            exclude_uppercase: p.exclude_uppercase,
+            exclude_numbers: p.exclude_numbers,
+            exclude_punctuation: p.exclude_punctuation,
+            include_space: p.include_space,
+            require_each_included_type: p.require_each_included_type,
+        }
+    }
+}
 
 /// Lower-case letters.
 pub const LOWERCASE: &str = "abcdefghijklmnopqrstuvwxyz";

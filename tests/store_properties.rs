@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use secret_rotator::api::PasswordPolicy;
+use secret_rotator::password::PasswordPolicy;
 use secret_rotator::secret_value::SecretValue;
 use secret_rotator::store::embedded::crypto::{Binding, MasterKey};
 use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};

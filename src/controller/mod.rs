@@ -1,9 +1,11 @@
 //! The operator: kube-runtime wiring around a thin reconcile.
 
 pub mod events;
+pub mod failure;
 pub mod freshness;
 pub mod leader;
 pub mod policy;
+pub mod reasons;
 mod reconcile;
 pub mod restart;
 pub mod status;
@@ -45,8 +47,6 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Where events go (published in the background).
     pub events: events::EventSink,
-    /// Test hook: `abort-after-store-rotation` aborts the process right after a store rotation.
-    pub failpoint: Option<String>,
     /// The synced Secrets, from a watch (filled by [`run`] through the matching [`SecretCacheWriter`]).
     pub secrets: SecretCache,
     /// The operator's own writes until the watch caches show them.

@@ -14,8 +14,7 @@ use crate::api::{
     ANNOTATION_ROTATION_TASK_ID, ANNOTATION_VERSION_ID, DeletionPolicy, SecretRotation,
 };
 use crate::store::model::{DatabaseCredential, Version};
-use crate::template::Template;
-use crate::validation::database_port;
+use crate::validation::{SyncTarget, ValidatedSpec};
 
 /// Label on every synced Secret: who manages it.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -34,14 +33,6 @@ pub enum SyncedError {
         secret: String,
         /// Version id.
         version: String,
-    },
-    /// A template failed to parse (validation normally catches this first).
-    #[error("target.template[{key}]: {message}")]
-    Template {
-        /// The key.
-        key: String,
-        /// What is wrong.
-        message: String,
     },
 }
 
@@ -80,10 +71,9 @@ impl Values {
 
 /// The data of the synced Secret for a version.
 pub fn desired_data(
-    sr: &SecretRotation,
+    spec: &ValidatedSpec,
     version: &Version,
 ) -> Result<BTreeMap<String, ByteString>, SyncedError> {
-    let spec = &sr.spec;
     let mut v = Values {
         username: String::new(),
         password: String::new(),
@@ -104,14 +94,15 @@ pub fn desired_data(
         v.password = cred.password.clone();
         if let Some(db) = &spec.database {
             v.host = db.host.clone();
-            v.port = database_port(db.engine, db.port).to_string();
+            v.port = db.port.to_string();
             v.database = db.database.clone().unwrap_or_default();
         }
     } else {
         v.value = String::from_utf8_lossy(version.value.expose()).into_owned();
     }
     let mut data = BTreeMap::new();
-    if spec.target.template.is_empty() {
+    let templates = &spec.sync_target.templates;
+    if templates.is_empty() {
         if spec.secret_type.is_database() {
             for key in ["username", "password", "host", "port"] {
                 data.insert(key.to_owned(), ByteString(v.get(key).as_bytes().to_vec()));
@@ -126,11 +117,7 @@ pub fn desired_data(
             data.insert("value".to_owned(), ByteString(v.value.as_bytes().to_vec()));
         }
     } else {
-        for (key, text) in &spec.target.template {
-            let t = Template::parse(text).map_err(|e| SyncedError::Template {
-                key: key.clone(),
-                message: e.to_string(),
-            })?;
+        for (key, t) in templates {
             data.insert(key.clone(), ByteString(t.render(|n| v.get(n)).into_bytes()));
         }
     }
@@ -154,21 +141,22 @@ pub fn data_hmac(key: &[u8], data: &BTreeMap<String, ByteString>) -> String {
 /// The whole desired Secret.
 pub fn desired_secret(
     sr: &SecretRotation,
+    target: &SyncTarget,
     data: BTreeMap<String, ByteString>,
     version_id: &str,
     task_id: &str,
 ) -> Secret {
-    let name = sr.target_secret_name();
-    let mut labels = sr.spec.target.labels.clone();
+    let name = target.name.clone();
+    let mut labels = target.labels.clone();
     labels.insert(LABEL_MANAGED_BY.to_owned(), MANAGED_BY.to_owned());
     labels.insert(
         LABEL_OWNER.to_owned(),
         sr.metadata.name.clone().unwrap_or_default(),
     );
-    let mut annotations = sr.spec.target.annotations.clone();
+    let mut annotations = target.annotations.clone();
     annotations.insert(ANNOTATION_VERSION_ID.to_owned(), version_id.to_owned());
     annotations.insert(ANNOTATION_ROTATION_TASK_ID.to_owned(), task_id.to_owned());
-    let owner_references = match sr.spec.target.deletion_policy {
+    let owner_references = match target.deletion_policy {
         DeletionPolicy::Delete => sr.controller_owner_ref(&()).map(|o| vec![o]),
         DeletionPolicy::Retain => None,
     };
@@ -229,6 +217,10 @@ mod tests {
     use crate::secret_value::SecretValue;
     use crate::store::model::{ValueKind, VersionMetadata};
 
+    fn checked(sr: &SecretRotation) -> ValidatedSpec {
+        crate::validation::validate(sr).unwrap()
+    }
+
     fn sr(spec: &str) -> SecretRotation {
         let spec: SecretRotationSpec = serde_saphyr::from_str(spec).unwrap();
         let mut sr = SecretRotation::new("orders", spec);
@@ -252,20 +244,24 @@ mod tests {
     #[test]
     fn default_keys_by_type() {
         let c = sr("rotation: {period: 1d}");
-        let d = desired_data(&c, &version("v1", "tok")).unwrap();
+        let d = desired_data(&checked(&c), &version("v1", "tok")).unwrap();
         assert_eq!(d.keys().collect::<Vec<_>>(), ["value"]);
         assert_eq!(d["value"].0, b"tok");
         let db = sr(
             "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: postgresql, host: db.svc, username: app, database: orders}",
         );
-        let d = desired_data(&db, &version("v2", r#"{"username":"app","password":"pw"}"#)).unwrap();
+        let d = desired_data(
+            &checked(&db),
+            &version("v2", r#"{"username":"app","password":"pw"}"#),
+        )
+        .unwrap();
         assert_eq!(
             d.keys().collect::<Vec<_>>(),
             ["database", "host", "password", "port", "username"]
         );
         assert_eq!(d["port"].0, b"5432");
         assert_eq!(d["password"].0, b"pw");
-        assert!(desired_data(&db, &version("v2", "not json")).is_err());
+        assert!(desired_data(&checked(&db), &version("v2", "not json")).is_err());
     }
 
     #[test]
@@ -273,7 +269,11 @@ mod tests {
         let c = sr(
             "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: mysql, host: h, username: u}\ntarget: {template: {url: 'mysql://{{ username }}:{{ password }}@{{ host }}:{{ port }}', v: '{{ versionId }}'}}",
         );
-        let d = desired_data(&c, &version("v7", r#"{"username":"u","password":"p"}"#)).unwrap();
+        let d = desired_data(
+            &checked(&c),
+            &version("v7", r#"{"username":"u","password":"p"}"#),
+        )
+        .unwrap();
         assert_eq!(d["url"].0, b"mysql://u:p@h:3306");
         assert_eq!(d["v"].0, b"v7");
         assert_eq!(d.len(), 2);
@@ -284,8 +284,8 @@ mod tests {
         let c = sr(
             "rotation: {period: 1d}\ntarget: {name: api, labels: {team: a}, annotations: {note: x}}",
         );
-        let data = desired_data(&c, &version("v1", "tok")).unwrap();
-        let s = desired_secret(&c, data.clone(), "v1", "");
+        let data = desired_data(&checked(&c), &version("v1", "tok")).unwrap();
+        let s = desired_secret(&c, &checked(&c).sync_target, data.clone(), "v1", "");
         assert_eq!(s.metadata.name.as_deref(), Some("api"));
         let ann = s.metadata.annotations.clone().unwrap();
         assert_eq!(ann[ANNOTATION_VERSION_ID], "v1");
@@ -316,7 +316,7 @@ mod tests {
         );
         let retain = sr("rotation: {period: 1d}\ntarget: {deletionPolicy: Retain}");
         assert!(
-            desired_secret(&retain, data, "v1", "")
+            desired_secret(&retain, &checked(&retain).sync_target, data, "v1", "")
                 .metadata
                 .owner_references
                 .is_none()

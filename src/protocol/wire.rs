@@ -132,6 +132,23 @@ pub struct GeneratePasswordBody {
     pub require_each_included_type: Option<bool>,
 }
 
+impl From<GeneratePasswordBody> for crate::password::PasswordPolicy {
+    /// Absent fields take CSMS's defaults (length 32, every type required).
+    fn from(b: GeneratePasswordBody) -> Self {
+        let d = crate::password::PasswordPolicy::default();
+        crate::password::PasswordPolicy {
+            length: b.length.unwrap_or(d.length),
+            exclude_characters: b.exclude_characters.unwrap_or_default(),
+            exclude_lowercase: b.exclude_lowercase.unwrap_or(false),
+            exclude_uppercase: b.exclude_uppercase.unwrap_or(false),
+            exclude_numbers: b.exclude_numbers.unwrap_or(false),
+            exclude_punctuation: b.exclude_punctuation.unwrap_or(false),
+            include_space: b.include_space.unwrap_or(false),
+            require_each_included_type: b.require_each_included_type.unwrap_or(true),
+        }
+    }
+}
+
 /// `{"password": ...}`.
 #[derive(Serialize, Deserialize)]
 pub struct PasswordBody {

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::api::PasswordPolicy;
+use crate::password::PasswordPolicy;
 use crate::protocol::wire::*;
 use crate::secret_value::SecretValue;
 use crate::store::embedded::decode_binary;
@@ -393,17 +393,7 @@ pub async fn generate_password(
     Path(_project): Path<String>,
     JsonBody(b): JsonBody<GeneratePasswordBody>,
 ) -> Result<Json<PasswordBody>, ApiError> {
-    let d = PasswordPolicy::default();
-    let policy = PasswordPolicy {
-        length: b.length.unwrap_or(d.length),
-        exclude_characters: b.exclude_characters.unwrap_or_default(),
-        exclude_lowercase: b.exclude_lowercase.unwrap_or(false),
-        exclude_uppercase: b.exclude_uppercase.unwrap_or(false),
-        exclude_numbers: b.exclude_numbers.unwrap_or(false),
-        exclude_punctuation: b.exclude_punctuation.unwrap_or(false),
-        include_space: b.include_space.unwrap_or(false),
-        require_each_included_type: b.require_each_included_type.unwrap_or(true),
-    };
+    let policy = PasswordPolicy::from(b);
     let v = crate::password::generate(&policy).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Json(PasswordBody {
         password: Zeroizing::new(v.expose_str().unwrap_or_default().to_owned()),

@@ -5,12 +5,14 @@ pub mod csms;
 pub mod embedded;
 pub mod error;
 pub mod model;
+pub mod secret_name;
 pub mod target;
 
 use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use model::*;
+pub use secret_name::SecretName;
 
 /// Result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;

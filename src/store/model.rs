@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::PasswordPolicy;
+use crate::password::PasswordPolicy;
 use crate::secret_value::SecretValue;
 
 /// The stage of the version in use.

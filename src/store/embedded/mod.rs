@@ -17,11 +17,11 @@ use base64::Engine;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use tracing::{debug, info, warn};
 
-use crate::api::PasswordPolicy;
+use crate::password::PasswordPolicy;
 use crate::secret_value::SecretValue;
 use crate::store::error::{StoreError, codes};
 use crate::store::model::*;
-use crate::store::{Store, StoreResult, now_ms};
+use crate::store::{SecretName, Store, StoreResult, now_ms};
 use crypto::{Binding, MasterKey};
 use records::{SecretRecord, StageRecord, VersionRecord};
 
@@ -114,18 +114,9 @@ impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
 }
 
 fn validate_name(name: &str) -> StoreResult<()> {
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return Err(StoreError::invalid(
-            "name",
-            "a secret name is 1 to 64 letters, digits, '.', '_' or '-'",
-        ));
-    }
-    Ok(())
+    SecretName::parse(name)
+        .map(|_| ())
+        .map_err(|e| StoreError::invalid("name", e.to_string()))
 }
 
 fn validate_project(project: &str) -> StoreResult<()> {

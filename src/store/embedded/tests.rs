@@ -675,7 +675,7 @@ async fn the_password_policy_is_applied() {
         .await
         .unwrap();
     let t = Arc::new(MemoryTarget::default());
-    let policy = crate::api::PasswordPolicy {
+    let policy = crate::password::PasswordPolicy {
         length: 20,
         exclude_punctuation: true,
         ..Default::default()

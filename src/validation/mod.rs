@@ -1,17 +1,30 @@
-//! Rules the OpenAPI schema cannot hold: those that cross fields, or that need a parser (durations,
-//! cron, templates, password policies). The operator reports a failure as `Ready=False`, reason
-//! `InvalidSpec`, with the message of [`InvalidSpec`].
+//! Parse, don't validate: [`validate`] turns a SecretRotation into a [`ValidatedSpec`], checking the rules
+//! the OpenAPI schema cannot hold (those that cross fields, or that need a parser: durations, cron,
+//! templates, password policies). The operator reports a failure as `Ready=False`, reason `InvalidSpec`,
+//! with the message of [`InvalidSpec`].
+
+mod kube_names;
+pub mod spec;
 
 use std::collections::BTreeSet;
 
-use crate::api::{DatabaseEngine, DatabaseMode, SecretRotation, SecretType, TlsMode};
-use crate::password;
+use crate::api::{
+    ANNOTATION_ROTATE_NOW, DatabaseEngine, DatabaseMode, DatabaseSpec, RotationSpec,
+    SecretRotation, SecretType, TargetSpec, TlsMode,
+};
+use crate::password::{self, PasswordPolicy};
+use crate::planner::Timing;
 use crate::planner::duration::parse_duration;
 use crate::planner::schedule::Schedule;
+use crate::store::SecretName;
 use crate::template::Template;
+use kube_names::{MAX_ANNOTATION_BYTES, label_value, printable, qualified_name, secret_key};
+pub use spec::{Accounts, Database, SyncTarget, ValidatedSpec};
 
 /// Prefix of annotation and label keys that belong to the operator.
 const RESERVED_PREFIX: &str = "secretrotator.dev/";
+/// Longest rotate-now annotation value: it is copied into the status.
+pub const MAX_ROTATE_NOW: usize = 253;
 
 /// One broken rule, with the path of the field it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +46,18 @@ pub struct InvalidSpec {
     pub errors: Vec<FieldError>,
 }
 
+impl InvalidSpec {
+    /// The broken rules, one after another (the condition's message).
+    pub fn rules(&self) -> String {
+        self.errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Broken rules found so far.
 struct Collector(Vec<FieldError>);
 
 impl Collector {
@@ -44,29 +69,72 @@ impl Collector {
     }
 }
 
-/// Checks every cross-field rule of a SecretRotation.
-pub fn validate(sr: &SecretRotation) -> Result<(), InvalidSpec> {
+/// Checks every cross-field rule of a SecretRotation and returns the spec in the form the reconcile uses.
+pub fn validate(sr: &SecretRotation) -> Result<ValidatedSpec, InvalidSpec> {
     let spec = &sr.spec;
     let mut c = Collector(Vec::new());
-
-    let store_name = sr.store_secret_name();
-    if store_name.is_empty()
-        || store_name.len() > 64
-        || !store_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        c.push(
-            "spec.secretName",
-            format!(
-                "the store secret name {:?} must be 1 to 64 letters, digits, '.', '_' or '-'; set spec.secretName when \"<namespace>.<name>\" is too long",
-                store_name.chars().take(80).collect::<String>()
-            ),
-        );
+    let store_secret = store_secret(&sr.store_secret_name(), &mut c);
+    let timing = timing(&spec.rotation, &mut c);
+    let database = database(spec.secret_type, spec.database.as_ref(), &mut c);
+    let password = PasswordPolicy::from(&spec.password);
+    if let Err(e) = password::classes(&password) {
+        c.push("spec.password", e.to_string());
     }
+    let templates = templates(spec.secret_type, &spec.target, &mut c);
+    target_metadata(&spec.target, &mut c);
+    let rotate_now = rotate_now(sr, &mut c);
+    restart_targets(&spec.restart_targets, &mut c);
 
-    // Rotation timing.
-    let r = &spec.rotation;
+    match (store_secret, timing, database) {
+        (Some(store_secret), Some(timing), Some(database)) if c.0.is_empty() => Ok(ValidatedSpec {
+            store_secret,
+            project: spec.project_id.clone().filter(|p| !p.is_empty()),
+            secret_type: spec.secret_type,
+            timing,
+            rotate_on_create: spec.rotation.rotate_on_create,
+            suspend: spec.suspend,
+            rotate_now,
+            database,
+            password,
+            sync_target: SyncTarget {
+                name: sr.target_secret_name(),
+                templates,
+                labels: spec.target.labels.clone(),
+                annotations: spec.target.annotations.clone(),
+                deletion_policy: spec.target.deletion_policy,
+            },
+            restart_targets: spec.restart_targets.clone(),
+        }),
+        _ => Err(InvalidSpec {
+            name: format!(
+                "{}/{}",
+                sr.metadata.namespace.as_deref().unwrap_or_default(),
+                sr.metadata.name.as_deref().unwrap_or_default()
+            ),
+            errors: c.0,
+        }),
+    }
+}
+
+fn store_secret(name: &str, c: &mut Collector) -> Option<SecretName> {
+    match SecretName::parse(name) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            c.push(
+                "spec.secretName",
+                format!(
+                    "the store secret name {:?} must be 1 to {} letters, digits, '.', '_' or '-'; set spec.secretName when \"<namespace>.<name>\" is too long",
+                    name.chars().take(80).collect::<String>(),
+                    SecretName::MAX_LEN
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn timing(r: &RotationSpec, c: &mut Collector) -> Option<Timing> {
+    let before = c.0.len();
     match (r.period.as_deref(), r.schedule.as_deref()) {
         (Some(_), Some(_)) => c.push(
             "spec.rotation",
@@ -78,36 +146,64 @@ pub fn validate(sr: &SecretRotation) -> Result<(), InvalidSpec> {
         ),
         _ => {}
     }
-    if let Some(p) = r.period.as_deref()
-        && let Err(e) = parse_duration(p)
-    {
-        c.push("spec.rotation.period", e.to_string());
-    }
-    if let Some(s) = r.schedule.as_deref() {
-        match Schedule::parse(s) {
-            Err(e) => c.push("spec.rotation.schedule", e.to_string()),
-            // Found by fuzzing: a valid expression can name a day that never comes (31 February).
-            Ok(sched) if sched.next_after(jiff::Timestamp::now()).is_none() => c.push(
+    let period = r.period.as_deref().and_then(|p| match parse_duration(p) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            c.push("spec.rotation.period", e.to_string());
+            None
+        }
+    });
+    let schedule = r.schedule.as_deref().and_then(|s| match Schedule::parse(s) {
+        Err(e) => {
+            c.push("spec.rotation.schedule", e.to_string());
+            None
+        }
+        // Found by fuzzing: a valid expression can name a day that never comes (31 February).
+        Ok(sched) if sched.next_after(jiff::Timestamp::now()).is_none() => {
+            c.push(
                 "spec.rotation.schedule",
                 format!("{s:?} never fires (for example day 31 of February); no rotation would ever happen"),
-            ),
-            Ok(_) => {}
+            );
+            None
         }
-    }
-    if let Some(w) = r.window.as_deref() {
+        Ok(sched) => Some(sched),
+    });
+    let window = r.window.as_deref().and_then(|w| {
         if r.schedule.is_none() {
             c.push("spec.rotation.window", "window applies only with schedule");
         }
-        if let Err(e) = parse_duration(w) {
-            c.push("spec.rotation.window", e.to_string());
+        match parse_duration(w) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                c.push("spec.rotation.window", e.to_string());
+                None
+            }
         }
+    });
+    if c.0.len() > before {
+        return None;
     }
+    match (period, schedule) {
+        (Some(p), None) => Some(Timing::Period(p)),
+        (None, Some(s)) => Some(Timing::Schedule {
+            schedule: Box::new(s),
+            window,
+        }),
+        _ => None,
+    }
+}
 
-    // Database.
-    match (spec.secret_type.is_database(), &spec.database) {
+/// `Some(None)` for a valid spec without a database, `None` when a rule is broken.
+fn database(
+    secret_type: SecretType,
+    db: Option<&DatabaseSpec>,
+    c: &mut Collector,
+) -> Option<Option<Database>> {
+    let before = c.0.len();
+    match (secret_type.is_database(), db) {
         (true, None) => c.push(
             "spec.database",
-            format!("secretType {} needs a database", spec.secret_type),
+            format!("secretType {secret_type} needs a database"),
         ),
         (false, Some(_)) => c.push(
             "spec.database",
@@ -115,107 +211,146 @@ pub fn validate(sr: &SecretRotation) -> Result<(), InvalidSpec> {
         ),
         _ => {}
     }
-    if let Some(db) = &spec.database {
-        if spec.secret_type == SecretType::GaussDbFg && db.engine != DatabaseEngine::Mysql {
-            c.push(
-                "spec.database.engine",
-                "GaussDB-FG speaks the MySQL protocol: set engine mysql",
-            );
-        }
-        match db.mode {
-            DatabaseMode::SingleUser => {
-                if db.username.as_deref().unwrap_or_default().is_empty() {
-                    c.push("spec.database.username", "SingleUser needs username");
-                }
-                if db.usernames.is_some() {
-                    c.push(
-                        "spec.database.usernames",
-                        "usernames is for MultiUser; SingleUser takes username",
-                    );
-                }
+    let Some(db) = db else {
+        return (c.0.len() == before).then_some(None);
+    };
+    if secret_type == SecretType::GaussDbFg && db.engine != DatabaseEngine::Mysql {
+        c.push(
+            "spec.database.engine",
+            "GaussDB-FG speaks the MySQL protocol: set engine mysql",
+        );
+    }
+    let accounts = accounts(db, c);
+    if db.tls.mode == TlsMode::Disable && db.tls.ca_secret_ref.is_some() {
+        c.push(
+            "spec.database.tls.caSecretRef",
+            "a CA is set but tls.mode is disable; use verify-full",
+        );
+    }
+    let port = database_port(db.engine, db.port);
+    if port.is_none() {
+        c.push("spec.database.port", "port must be 1 to 65535");
+    }
+    let (Some(accounts), Some(port)) = (accounts, port) else {
+        return None;
+    };
+    (c.0.len() == before).then(|| {
+        Some(Database {
+            engine: db.engine,
+            host: db.host.clone(),
+            port,
+            database: db.database.clone(),
+            accounts,
+            admin_secret_ref: db.admin_secret_ref.clone(),
+            tls_mode: db.tls.mode,
+            ca_secret_ref: db.tls.ca_secret_ref.clone(),
+        })
+    })
+}
+
+/// The port to use for a database: the spec's, or the engine's usual one; `None` when out of range.
+fn database_port(engine: DatabaseEngine, port: Option<i32>) -> Option<u16> {
+    match port {
+        None => Some(engine.default_port()),
+        Some(p) => u16::try_from(p).ok().filter(|p| *p != 0),
+    }
+}
+
+fn accounts(db: &DatabaseSpec, c: &mut Collector) -> Option<Accounts> {
+    match db.mode {
+        DatabaseMode::SingleUser => {
+            let user = db.username.as_deref().unwrap_or_default();
+            if user.is_empty() {
+                c.push("spec.database.username", "SingleUser needs username");
             }
-            DatabaseMode::MultiUser => {
-                match db.usernames.as_deref() {
-                    Some([a, b]) if a != b => {}
-                    Some([_, _]) => c.push(
+            if db.usernames.is_some() {
+                c.push(
+                    "spec.database.usernames",
+                    "usernames is for MultiUser; SingleUser takes username",
+                );
+            }
+            (!user.is_empty() && db.usernames.is_none())
+                .then(|| Accounts::SingleUser(user.to_owned()))
+        }
+        DatabaseMode::MultiUser => {
+            let pair = match db.usernames.as_deref() {
+                Some([a, b]) if a != b => Some(Accounts::MultiUser([a.clone(), b.clone()])),
+                Some([_, _]) => {
+                    c.push(
                         "spec.database.usernames",
                         "the two MultiUser accounts must be distinct",
-                    ),
-                    _ => c.push(
+                    );
+                    None
+                }
+                _ => {
+                    c.push(
                         "spec.database.usernames",
                         "MultiUser needs exactly two usernames",
-                    ),
-                }
-                if db.username.is_some() {
-                    c.push(
-                        "spec.database.username",
-                        "username is for SingleUser; MultiUser takes usernames",
                     );
+                    None
                 }
-                if db.admin_secret_ref.is_none() {
-                    c.push(
-                        "spec.database.adminSecretRef",
-                        "MultiUser needs adminSecretRef: the account being reset is not the one in use, so it cannot change its own password",
-                    );
-                }
+            };
+            if db.username.is_some() {
+                c.push(
+                    "spec.database.username",
+                    "username is for SingleUser; MultiUser takes usernames",
+                );
             }
-        }
-        if db.tls.mode == TlsMode::Disable && db.tls.ca_secret_ref.is_some() {
-            c.push(
-                "spec.database.tls.caSecretRef",
-                "a CA is set but tls.mode is disable; use verify-full",
-            );
-        }
-        if let Some(port) = db.port
-            && !(1..=65535).contains(&port)
-        {
-            c.push("spec.database.port", "port must be 1 to 65535");
+            if db.admin_secret_ref.is_none() {
+                c.push(
+                    "spec.database.adminSecretRef",
+                    "MultiUser needs adminSecretRef: the account being reset is not the one in use, so it cannot change its own password",
+                );
+            }
+            pair.filter(|_| db.username.is_none() && db.admin_secret_ref.is_some())
         }
     }
+}
 
-    // Generated values.
-    if let Err(e) = password::classes(&spec.password) {
-        c.push("spec.password", e.to_string());
-    }
-
-    // Target.
-    for (key, text) in &spec.target.template {
+/// The parsed templates of the synced Secret, by key.
+fn templates(
+    secret_type: SecretType,
+    target: &TargetSpec,
+    c: &mut Collector,
+) -> Vec<(String, Template)> {
+    let mut out = Vec::new();
+    for (key, text) in &target.template {
         let field = format!("spec.target.template[{}]", printable(key));
-        if key.is_empty()
-            || key.len() > 253
-            || !key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        {
+        if !secret_key(key) {
             c.push(
                 &field,
                 "a Secret key must be letters, digits, '-', '_' or '.', at most 253",
             );
         }
-        match Template::parse(text) {
-            Err(e) => c.push(&field, e.to_string()),
-            Ok(t) => {
-                for v in t.variables() {
-                    let available = if spec.secret_type.is_database() {
-                        v != "value"
-                    } else {
-                        matches!(v, "value" | "versionId")
-                    };
-                    if !available {
-                        c.push(
-                            &field,
-                            format!(
-                                "{{{{ {v} }}}} is not available for secretType {}",
-                                spec.secret_type
-                            ),
-                        );
-                    }
-                }
+        let t = match Template::parse(text) {
+            Err(e) => {
+                c.push(&field, e.to_string());
+                continue;
+            }
+            Ok(t) => t,
+        };
+        for v in t.variables() {
+            let available = if secret_type.is_database() {
+                v != "value"
+            } else {
+                matches!(v, "value" | "versionId")
+            };
+            if !available {
+                c.push(
+                    &field,
+                    format!("{{{{ {v} }}}} is not available for secretType {secret_type}"),
+                );
             }
         }
+        out.push((key.clone(), t));
     }
+    out
+}
+
+/// The labels and annotations of the synced Secret follow Kubernetes' rules and leave ours alone.
+fn target_metadata(target: &TargetSpec, c: &mut Collector) {
     let mut annotation_bytes = 0usize;
-    for (key, value) in &spec.target.annotations {
+    for (key, value) in &target.annotations {
         if key.starts_with(RESERVED_PREFIX) {
             c.push(
                 "spec.target.annotations",
@@ -235,7 +370,7 @@ pub fn validate(sr: &SecretRotation) -> Result<(), InvalidSpec> {
             format!("{annotation_bytes} bytes; Kubernetes allows {MAX_ANNOTATION_BYTES} in all"),
         );
     }
-    for (key, value) in &spec.target.labels {
+    for (key, value) in &target.labels {
         if key.starts_with(RESERVED_PREFIX) {
             c.push(
                 "spec.target.labels",
@@ -254,24 +389,30 @@ pub fn validate(sr: &SecretRotation) -> Result<(), InvalidSpec> {
             );
         }
     }
-    if let Some(v) = sr
+}
+
+/// The rotate-now annotation, bounded: it is copied into the status.
+fn rotate_now(sr: &SecretRotation, c: &mut Collector) -> Option<String> {
+    let v = sr
         .metadata
         .annotations
-        .as_ref()
-        .and_then(|a| a.get(crate::api::ANNOTATION_ROTATE_NOW))
-        && (v.is_empty() || v.chars().count() > MAX_ROTATE_NOW)
-    {
+        .as_ref()?
+        .get(ANNOTATION_ROTATE_NOW)?;
+    if v.is_empty() || v.chars().count() > MAX_ROTATE_NOW {
         c.push(
-            &format!("metadata.annotations[{}]", crate::api::ANNOTATION_ROTATE_NOW),
+            &format!("metadata.annotations[{ANNOTATION_ROTATE_NOW}]"),
             format!(
                 "must be 1 to {MAX_ROTATE_NOW} characters (a timestamp or a counter); it is copied into the status"
             ),
         );
+        return None;
     }
+    Some(v.clone())
+}
 
-    // Restart targets.
+fn restart_targets(targets: &[crate::api::RestartTarget], c: &mut Collector) {
     let mut seen = BTreeSet::new();
-    for t in &spec.restart_targets {
+    for t in targets {
         if !seen.insert((t.kind as u8, t.name.as_str())) {
             c.push(
                 "spec.restartTargets",
@@ -279,92 +420,6 @@ pub fn validate(sr: &SecretRotation) -> Result<(), InvalidSpec> {
             );
         }
     }
-
-    if c.0.is_empty() {
-        Ok(())
-    } else {
-        Err(InvalidSpec {
-            name: format!(
-                "{}/{}",
-                sr.metadata.namespace.as_deref().unwrap_or_default(),
-                sr.metadata.name.as_deref().unwrap_or_default()
-            ),
-            errors: c.0,
-        })
-    }
-}
-
-/// A key or name cut to a readable length, for messages.
-/// Longest rotate-now annotation value: it is copied into the status.
-pub const MAX_ROTATE_NOW: usize = 253;
-/// Kubernetes' limit on all annotations of one object together.
-const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
-
-fn name_part(s: &str, max: usize) -> Result<(), String> {
-    let b = s.as_bytes();
-    let edge = |c: &u8| c.is_ascii_alphanumeric();
-    if b.is_empty() || b.len() > max {
-        return Err(format!("must be 1 to {max} characters"));
-    }
-    if !edge(&b[0]) || !edge(&b[b.len() - 1]) {
-        return Err("must start and end with a letter or digit".into());
-    }
-    if !b
-        .iter()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-    {
-        return Err("may hold only letters, digits, '-', '_' and '.'".into());
-    }
-    Ok(())
-}
-
-/// A label or annotation key: `[prefix/]name`, the prefix a DNS subdomain.
-fn qualified_name(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    if let Some(p) = prefix {
-        let ok = !p.is_empty()
-            && p.len() <= 253
-            && p.split('.').all(|l| {
-                let b = l.as_bytes();
-                !b.is_empty()
-                    && b.len() <= 63
-                    && b[0].is_ascii_alphanumeric()
-                    && b[b.len() - 1].is_ascii_alphanumeric()
-                    && b.iter()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            });
-        if !ok {
-            return Err("the prefix must be a lowercase DNS subdomain".into());
-        }
-    }
-    name_part(name, 63)
-}
-
-/// A label value: empty, or like a key's name part.
-fn label_value(v: &str) -> Result<(), String> {
-    if v.is_empty() {
-        Ok(())
-    } else {
-        name_part(v, 63)
-    }
-}
-
-fn printable(s: &str) -> String {
-    let mut out: String = s.chars().take(64).collect();
-    if s.chars().count() > 64 {
-        out.push('…');
-    }
-    format!("{out:?}")
-}
-
-/// The port to use for a database: the spec's, or the engine's usual one.
-pub fn database_port(engine: DatabaseEngine, port: Option<i32>) -> u16 {
-    port.and_then(|p| u16::try_from(p).ok())
-        .filter(|p| *p != 0)
-        .unwrap_or_else(|| engine.default_port())
 }
 
 #[cfg(test)]
@@ -381,7 +436,7 @@ mod tests {
 
     fn errors(spec: &str) -> Vec<String> {
         match validate(&from_yaml(spec)) {
-            Ok(()) => vec![],
+            Ok(_) => vec![],
             Err(e) => e.errors.into_iter().map(|e| e.to_string()).collect(),
         }
     }
@@ -561,8 +616,11 @@ database:
 
     #[test]
     fn ports_default_by_engine() {
-        assert_eq!(database_port(DatabaseEngine::Postgresql, None), 5432);
-        assert_eq!(database_port(DatabaseEngine::Mysql, None), 3306);
-        assert_eq!(database_port(DatabaseEngine::Mysql, Some(13306)), 13306);
+        assert_eq!(database_port(DatabaseEngine::Postgresql, None), Some(5432));
+        assert_eq!(database_port(DatabaseEngine::Mysql, None), Some(3306));
+        assert_eq!(
+            database_port(DatabaseEngine::Mysql, Some(13306)),
+            Some(13306)
+        );
     }
 }

@@ -1,0 +1,138 @@
+//! Expected problems of a reconcile, as one type: each becomes a condition (and, where a rotation was
+//! due, a failed attempt with backoff), never a retry loop. Unexpected ones are [`super::Error`].
+
+use std::time::Duration;
+
+use super::reasons::Reason;
+use crate::store::StoreError;
+
+/// The error code recorded for a configuration problem (`status.lastFailure.errorCode`).
+pub const CONFIG_CODE: &str = "CONFIG";
+
+/// A failure of one attempt that becomes `lastFailure` and a condition.
+#[derive(Debug)]
+pub enum Failure {
+    /// The database credentials, the CA or the password policy cannot be used.
+    ConfigurationMissing(String),
+    /// Without an administrator, the operator needs the account's current password.
+    NeedsInitialPassword(String),
+    /// A store call failed (a rotation included).
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure::Store(e)
+    }
+}
+
+impl Failure {
+    /// The code recorded in the status: the store's (CSMS-style) code, or the operator's own.
+    pub fn code(&self) -> String {
+        match self {
+            Failure::ConfigurationMissing(_) => CONFIG_CODE.to_owned(),
+            Failure::NeedsInitialPassword(_) => Reason::NeedsInitialPassword.as_str().to_owned(),
+            Failure::Store(StoreError::RotationFailed { code, .. }) => code.clone(),
+            Failure::Store(e) => e.code().to_owned(),
+        }
+    }
+
+    /// What failed, for a person; never a value.
+    pub fn message(&self) -> String {
+        match self {
+            Failure::ConfigurationMissing(m) | Failure::NeedsInitialPassword(m) => m.clone(),
+            Failure::Store(e) => e.to_string(),
+        }
+    }
+
+    /// The Ready reason of this failure.
+    pub fn reason(&self) -> Reason {
+        Failure::reason_of_code(&self.code())
+    }
+
+    /// The Ready reason of a failure recorded in the status by its code.
+    pub fn reason_of_code(code: &str) -> Reason {
+        if code == CONFIG_CODE {
+            Reason::ConfigurationMissing
+        } else if code == Reason::NeedsInitialPassword.as_str() {
+            Reason::NeedsInitialPassword
+        } else {
+            Reason::RotationFailed
+        }
+    }
+}
+
+/// What a reconcile does after it stops early.
+#[derive(Debug)]
+pub enum Then {
+    /// Nothing until the resource changes.
+    AwaitChange,
+    /// Look again after a while.
+    Requeue(Duration),
+    /// Fail the reconcile (retried with backoff by the controller).
+    Fail(Box<super::Error>),
+}
+
+/// A reconcile that stops before rotating: the condition to show and what comes next.
+#[derive(Debug)]
+pub struct Blocked {
+    /// The Ready reason.
+    pub reason: Reason,
+    /// The Ready message.
+    pub message: String,
+    /// Publish a warning event when the status changes.
+    pub announce: bool,
+    /// What comes next.
+    pub then: Then,
+}
+
+/// Why a reconcile step stopped the reconcile.
+#[derive(Debug)]
+pub enum Halt {
+    /// An expected stop, shown as a condition.
+    Blocked(Blocked),
+    /// An unexpected error, retried with backoff; the status is left alone.
+    Failed(Box<super::Error>),
+}
+
+impl From<super::Error> for Halt {
+    fn from(e: super::Error) -> Halt {
+        Halt::Failed(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_follow_codes() {
+        let cases = [
+            (
+                Failure::ConfigurationMissing("x".into()),
+                "CONFIG",
+                Reason::ConfigurationMissing,
+            ),
+            (
+                Failure::NeedsInitialPassword("x".into()),
+                "NeedsInitialPassword",
+                Reason::NeedsInitialPassword,
+            ),
+            (
+                Failure::Store(StoreError::RotationFailed {
+                    name: "shop.db".into(),
+                    task_id: "t".into(),
+                    code: "CSMS.0510.TEST".into(),
+                    message: "m".into(),
+                }),
+                "CSMS.0510.TEST",
+                Reason::RotationFailed,
+            ),
+        ];
+        for (f, code, reason) in cases {
+            assert_eq!(f.code(), code);
+            assert_eq!(f.reason(), reason);
+            assert_eq!(Failure::reason_of_code(code), reason);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The one list of reasons: those of the `Ready` and `Rotating` conditions and those of events. Each names
+//! something a person can act on; the README's troubleshooting table is keyed by them.
+
+/// A condition or event reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Ready: the synced Secret holds the store's current version. Event: the Secret was written without
+    /// a rotation (drift restored, or a rotation made elsewhere).
+    Synced,
+    /// Ready: the spec breaks a rule the schema cannot hold.
+    InvalidSpec,
+    /// Ready: the store secret is outside the namespace's allowed names.
+    Forbidden,
+    /// Ready: the csms backend has no such secret.
+    SecretNotFound,
+    /// Ready: the store could not be read or written.
+    StoreUnavailable,
+    /// Ready: the last rotation failed.
+    RotationFailed,
+    /// Ready: the apiserver refused the synced Secret (too large, immutable, a forbidden namespace, ...).
+    SecretRejected,
+    /// Ready: the database credentials or CA cannot be read.
+    ConfigurationMissing,
+    /// Ready: a database secret without an administrator needs its current password.
+    NeedsInitialPassword,
+    /// Ready: rotations are suspended and the store has no usable value yet.
+    Suspended,
+    /// Rotating: no rotation in progress.
+    Idle,
+    /// Rotating: a rotation is under way or will be retried.
+    InProgress,
+    /// Rotating: the last attempt failed; a retry follows after a backoff.
+    Retrying,
+    /// Event: a new version was made and the synced Secret updated.
+    Rotated,
+    /// Event: a restart target's pod template was annotated.
+    RestartTriggered,
+    /// Event: a restart target does not exist.
+    RestartTargetMissing,
+    /// Event: a restart target could not be patched.
+    RestartFailed,
+}
+
+impl Reason {
+    /// The reason as Kubernetes shows it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Synced => "Synced",
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::Forbidden => "Forbidden",
+            Reason::SecretNotFound => "SecretNotFound",
+            Reason::StoreUnavailable => "StoreUnavailable",
+            Reason::RotationFailed => "RotationFailed",
+            Reason::SecretRejected => "SecretRejected",
+            Reason::ConfigurationMissing => "ConfigurationMissing",
+            Reason::NeedsInitialPassword => "NeedsInitialPassword",
+            Reason::Suspended => "Suspended",
+            Reason::Idle => "Idle",
+            Reason::InProgress => "InProgress",
+            Reason::Retrying => "Retrying",
+            Reason::Rotated => "Rotated",
+            Reason::RestartTriggered => "RestartTriggered",
+            Reason::RestartTargetMissing => "RestartTargetMissing",
+            Reason::RestartFailed => "RestartFailed",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,173 @@
+//! Act: carry out the planner's decision. A rotation of a database secret goes through the store's
+//! RotateSecret with the database connection; a COMMON secret gets a generated value as a new version.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::info;
+
+use super::observe::{Current, Observed, read_current, reading};
+use super::{Failure, Run};
+use crate::controller::Error;
+use crate::controller::status::with_intent;
+use crate::database;
+use crate::metrics::ResultLabel;
+use crate::planner::{self, Action, Plan};
+use crate::store::model::*;
+use crate::store::target::PasswordTarget;
+use crate::validation::{Database, ValidatedSpec};
+
+/// What acting did.
+pub struct Acted {
+    /// SYSCURRENT after acting.
+    pub current: Current,
+    /// The rotation's task id (empty for COMMON), when a rotation succeeded.
+    pub rotated_task: Option<String>,
+    /// The rotate-now value handled by a rotation, or found handled in the store.
+    pub rotate_now_done: Option<String>,
+    /// This attempt's failure (a rotation's, or the store secret's creation).
+    pub failure: Option<Failure>,
+}
+
+/// Carries out `plan.action`. A rotate-now is recorded in the status before it rotates.
+pub async fn act(
+    run: &mut Run<'_>,
+    spec: &ValidatedSpec,
+    plan: &Plan,
+    observed: Observed,
+) -> Result<Acted, Error> {
+    let mut acted = Acted {
+        current: observed.current,
+        rotated_task: None,
+        rotate_now_done: None,
+        failure: observed.failure,
+    };
+    let reason = match &plan.action {
+        Action::Rotate(reason) => reason,
+        Action::CompleteRotateNow(v) => {
+            acted.rotate_now_done = Some(v.clone());
+            return Ok(acted);
+        }
+        Action::Sync | Action::Backoff => return Ok(acted),
+    };
+    if let planner::Reason::RotateNow(v) = reason
+        && run.previous.pending_rotate_now.as_ref().map(|p| &p.value) != Some(v)
+    {
+        let from = acted.current.version().map(|(id, _)| id.to_owned());
+        let intent = with_intent(&run.frame(spec), run.status.clone(), v, from.as_deref());
+        run.write_status(intent).await?;
+    }
+    let started = Instant::now();
+    info!(secret = %spec.store_secret, reason = reason.as_str(), "rotating");
+    let result = rotate(run, spec).await;
+    let outcome = if result.is_ok() { "success" } else { "failure" };
+    run.ctx
+        .metrics
+        .rotations
+        .get_or_create(&ResultLabel {
+            result: outcome,
+            reason: reason.as_str(),
+        })
+        .inc();
+    match result {
+        Ok(task) => {
+            #[cfg(feature = "test-failpoints")]
+            if std::env::var("SECRET_ROTATOR_TEST_FAILPOINT").as_deref()
+                == Ok("abort-after-store-rotation")
+            {
+                tracing::warn!("failpoint abort-after-store-rotation: aborting");
+                std::process::abort();
+            }
+            run.ctx
+                .metrics
+                .rotation_duration
+                .observe(started.elapsed().as_secs_f64());
+            acted.rotated_task = Some(task);
+            if let planner::Reason::RotateNow(v) = reason {
+                acted.rotate_now_done = Some(v.clone());
+            }
+            acted.current = read_current(run, spec)
+                .await
+                .map_err(|e| reading(spec, e))?;
+        }
+        Err(f) => acted.failure = Some(f),
+    }
+    Ok(acted)
+}
+
+/// Carries out one rotation; returns the task id (empty for COMMON).
+async fn rotate(run: &Run<'_>, spec: &ValidatedSpec) -> Result<String, Failure> {
+    let project = run.project(spec);
+    let name = spec.store_secret.as_str();
+    if let Some(db) = &spec.database {
+        let opts = RotateOptions {
+            target: Some(connection(run, db).await?),
+            policy: Some(spec.password.clone()),
+        };
+        let r = run
+            .timed("rotate", run.ctx.store.rotate(&project, name, opts))
+            .await?;
+        Ok(r.rotation_task_id)
+    } else {
+        let v = crate::password::generate(&spec.password)
+            .map_err(|e| Failure::ConfigurationMissing(e.to_string()))?;
+        let req = CreateVersion {
+            secret_string: Some(v),
+            ..CreateVersion::default()
+        };
+        run.timed(
+            "create_version",
+            run.ctx.store.create_version(&project, name, req),
+        )
+        .await?;
+        Ok(String::new())
+    }
+}
+
+/// The database connection, with the administrator's credentials and the CA read from Secrets.
+async fn connection(run: &Run<'_>, db: &Database) -> Result<Arc<dyn PasswordTarget>, Failure> {
+    let admin = match &db.admin_secret_ref {
+        None => None,
+        Some(r) => {
+            let missing = |what: &str| {
+                Failure::ConfigurationMissing(format!(
+                    "adminSecretRef: Secret {}/{} has no key {what}",
+                    run.ns, r.name
+                ))
+            };
+            let user = run
+                .secret_value(&r.name, &r.username_key)
+                .await?
+                .ok_or_else(|| missing(&r.username_key))?;
+            let pw = run
+                .secret_value(&r.name, &r.password_key)
+                .await?
+                .ok_or_else(|| missing(&r.password_key))?;
+            Some((user.expose_str().unwrap_or_default().to_owned(), pw))
+        }
+    };
+    let ca_pem = match &db.ca_secret_ref {
+        None => None,
+        Some(r) => Some(
+            run.secret_value(&r.name, &r.key)
+                .await?
+                .ok_or_else(|| {
+                    Failure::ConfigurationMissing(format!(
+                        "tls.caSecretRef: Secret {}/{} has no key {}",
+                        run.ns, r.name, r.key
+                    ))
+                })?
+                .expose()
+                .to_vec(),
+        ),
+    };
+    Ok(database::target(database::Connection {
+        engine: db.engine,
+        host: db.host.clone(),
+        port: db.port,
+        database: db.database.clone(),
+        tls: db.tls_mode,
+        ca_pem,
+        admin,
+    }))
+}

@@ -1,0 +1,130 @@
+//! Sync: the synced Secret follows SYSCURRENT (server-side apply, only when it differs), and the restart
+//! targets roll when a rotation changed its data.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use tracing::warn;
+
+use super::Run;
+use super::observe::{Current, latest_task};
+use crate::api::FIELD_MANAGER;
+use crate::controller::status::{Held, Restart, RestartResult, SyncedState, from_millis};
+use crate::controller::synced::{data_hmac, desired_data, desired_secret, up_to_date};
+use crate::controller::{Error, restart};
+use crate::store::StoreError;
+use crate::store::model::DatabaseCredential;
+use crate::validation::ValidatedSpec;
+
+/// Brings the synced Secret to SYSCURRENT; restarts the restart targets after a rotation.
+pub async fn sync(
+    run: &Run<'_>,
+    spec: &ValidatedSpec,
+    current: &Current,
+    rotated_task: Option<&str>,
+) -> Result<SyncedState, Error> {
+    let Current::Usable(v) = current else {
+        return Ok(SyncedState::NoValue);
+    };
+    let version_id = v.version_metadata.id.clone();
+    let task_id = match rotated_task {
+        Some(t) => t.to_owned(),
+        None if !spec.secret_type.is_database() => String::new(),
+        None if run.previous.version_id.as_deref() == Some(version_id.as_str()) => {
+            run.previous.rotation_task_id.clone().unwrap_or_default()
+        }
+        None => latest_task(run, spec).await.unwrap_or_default(),
+    };
+    let data = desired_data(spec, v).map_err(|e| Error::Store {
+        action: "building the synced Secret from",
+        object: spec.store_secret.to_string(),
+        source: StoreError::invalid("secret_string", e.to_string()),
+    })?;
+    let hmac = data_hmac(&run.ctx.hmac_key, &data);
+    let target = &spec.sync_target;
+    let desired = desired_secret(run.sr, target, data, &version_id, &task_id);
+    // From the watch cache (once it has listed), or the operator's own newer apply.
+    let cached = run.ctx.secrets.get(&run.ns, &target.name).await;
+    let existing = run.ctx.freshness.secret_view(&run.ns, &target.name, cached);
+    let applied = existing.as_deref().is_none_or(|e| !up_to_date(&desired, e));
+    if applied {
+        let secrets: Api<Secret> = Api::namespaced(run.ctx.client.clone(), &run.ns);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        match secrets
+            .patch(&target.name, &params, &Patch::Apply(&desired))
+            .await
+        {
+            Ok(written) => run.ctx.freshness.secret_applied(written),
+            // Refused for what it is (too large, immutable, a type that cannot change, no access):
+            // retrying soon cannot help. Say why and look again after a while or on a change.
+            Err(kube::Error::Api(ae)) if matches!(ae.code, 400 | 403 | 409 | 422) => {
+                let msg = redact(
+                    &format!(
+                        "the apiserver refused Secret {}/{} ({}): {}",
+                        run.ns, target.name, ae.code, ae.message
+                    ),
+                    &desired,
+                );
+                warn!(error = %msg, "synced Secret refused");
+                return Ok(SyncedState::Rejected(msg));
+            }
+            Err(source) => {
+                return Err(Error::Kube {
+                    action: "applying the synced Secret",
+                    object: format!("{}/{}", run.ns, target.name),
+                    source,
+                });
+            }
+        }
+    }
+    let data_changed = existing.as_deref().is_none_or(|e| e.data != desired.data);
+    let restarts = if rotated_task.is_some() && data_changed {
+        restart_all(run, spec).await
+    } else {
+        Vec::new()
+    };
+    Ok(SyncedState::Holds(Held {
+        secret: target.name.clone(),
+        version_id,
+        task_id,
+        created: from_millis(v.version_metadata.create_time),
+        current_user: DatabaseCredential::from_value(&v.value)
+            .filter(|_| spec.secret_type.is_database())
+            .map(|c| c.username.clone()),
+        data_hmac: hmac,
+        applied,
+        restarts,
+    }))
+}
+
+/// Annotates every restart target's pod template.
+async fn restart_all(run: &Run<'_>, spec: &ValidatedSpec) -> Vec<Restart> {
+    let at = run.now.to_string();
+    let mut out = Vec::with_capacity(spec.restart_targets.len());
+    for t in &spec.restart_targets {
+        let result = match restart::restart(&run.ctx.client, &run.ns, t.kind, &t.name, &at).await {
+            Ok(restart::Restarted::Done) => RestartResult::Done,
+            Ok(restart::Restarted::Missing) => RestartResult::Missing,
+            Err(e) => RestartResult::Failed(e.to_string()),
+        };
+        out.push(Restart {
+            kind: t.kind,
+            name: t.name.clone(),
+            result,
+        });
+    }
+    out
+}
+
+/// `message` with any value of the Secret's data cut out (an apiserver message should never hold one;
+/// this makes sure).
+fn redact(message: &str, secret: &Secret) -> String {
+    let mut out = message.to_owned();
+    for v in secret.data.iter().flat_map(|d| d.values()) {
+        if let Ok(text) = std::str::from_utf8(&v.0)
+            && text.len() >= 4
+        {
+            out = out.replace(text, "<redacted>");
+        }
+    }
+    out
+}

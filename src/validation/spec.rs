@@ -1,0 +1,118 @@
+//! The typed spec that validation returns: every later step of a reconcile reads this, never the raw
+//! `SecretRotationSpec`, so nothing is parsed twice and nothing unchecked reaches a store or a database.
+
+use std::collections::BTreeMap;
+
+use crate::api::{
+    AdminSecretRef, DatabaseEngine, DatabaseMode, DeletionPolicy, RestartTarget, SecretKeyRef,
+    SecretType, TlsMode,
+};
+use crate::password::PasswordPolicy;
+use crate::planner::Timing;
+use crate::store::SecretName;
+use crate::template::Template;
+
+/// A SecretRotation whose every rule holds.
+#[derive(Debug, Clone)]
+pub struct ValidatedSpec {
+    /// The store secret.
+    pub store_secret: SecretName,
+    /// `spec.projectId`; the operator's default project when absent.
+    pub project: Option<String>,
+    /// The CSMS secret type.
+    pub secret_type: SecretType,
+    /// When rotations fall due.
+    pub timing: Timing,
+    /// `spec.rotation.rotateOnCreate`.
+    pub rotate_on_create: bool,
+    /// `spec.suspend`.
+    pub suspend: bool,
+    /// The `rotate-now` annotation.
+    pub rotate_now: Option<String>,
+    /// The database, for database secret types (and only for them).
+    pub database: Option<Database>,
+    /// How generated values are made.
+    pub password: PasswordPolicy,
+    /// The Kubernetes Secret kept in sync.
+    pub sync_target: SyncTarget,
+    /// Workloads restarted when the synced value changes.
+    pub restart_targets: Vec<RestartTarget>,
+}
+
+/// The database whose account a database secret rotates.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// The wire protocol.
+    pub engine: DatabaseEngine,
+    /// Host name or address.
+    pub host: String,
+    /// The port (the engine's usual one when the spec names none).
+    pub port: u16,
+    /// The database the operator connects to.
+    pub database: Option<String>,
+    /// The rotated account or accounts.
+    pub accounts: Accounts,
+    /// Where the administrator's credentials are.
+    pub admin_secret_ref: Option<AdminSecretRef>,
+    /// TLS mode.
+    pub tls_mode: TlsMode,
+    /// The CA that verifies the server.
+    pub ca_secret_ref: Option<SecretKeyRef>,
+}
+
+impl Database {
+    /// `host:port`, the instance id the store records.
+    pub fn instance_id(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// The rotated account or accounts of a database secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accounts {
+    /// One account whose password each rotation resets.
+    SingleUser(String),
+    /// Two accounts; a rotation resets the one not in use, then makes it current.
+    MultiUser([String; 2]),
+}
+
+impl Accounts {
+    /// The account of the first version.
+    pub fn first(&self) -> &str {
+        match self {
+            Accounts::SingleUser(u) => u,
+            Accounts::MultiUser([a, _]) => a,
+        }
+    }
+
+    /// The CSMS SecretSubType.
+    pub fn mode(&self) -> DatabaseMode {
+        match self {
+            Accounts::SingleUser(_) => DatabaseMode::SingleUser,
+            Accounts::MultiUser(_) => DatabaseMode::MultiUser,
+        }
+    }
+
+    /// The two accounts of MultiUser; none for SingleUser (as the store's rotation config records it).
+    pub fn alternating(&self) -> Vec<String> {
+        match self {
+            Accounts::SingleUser(_) => Vec::new(),
+            Accounts::MultiUser(pair) => pair.to_vec(),
+        }
+    }
+}
+
+/// The synced Secret: its name, how its data is laid out, and its metadata.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    /// The Secret's name, in the resource's namespace.
+    pub name: String,
+    /// Parsed templates by key; empty means the default keys of the secret type.
+    pub templates: Vec<(String, Template)>,
+    /// Extra labels.
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Whether the Secret goes with the resource.
+    pub deletion_policy: DeletionPolicy,
+}
