@@ -14,6 +14,7 @@ pub mod planner;
 pub mod protocol;
 pub mod secret_value;
 pub mod server;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod template;

@@ -424,6 +424,11 @@ async fn invalid_specs_get_a_condition_and_neighbours_keep_rotating() {
 
 #[tokio::test]
 async fn a_kill_right_after_the_store_rotation_does_not_rotate_again() {
+    if !cfg!(feature = "test-failpoints") {
+        panic!(
+            "this test needs the operator's failpoint: run it with --features test-failpoints (scripts/test does)"
+        );
+    }
     let c = client().await;
     install_crd(&c).await;
     let ns = TestNamespace::new(&c, "op-failpoint").await;
