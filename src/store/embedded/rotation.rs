@@ -1,0 +1,402 @@
+//! RotateSecret for database secrets: (1) a pending version and its PROCESSING task, durably; (2) the
+//! database sets and tests the password; (3) SYSCURRENT moves and the task becomes SUCCESS (or FAILED,
+//! keeping the pending version, which the next rotation resumes with the same value). Also the task list.
+
+use super::*;
+
+/// What phase one of a rotation hands to the database steps.
+pub(super) struct PendingRotation {
+    version_id: String,
+    task_id: String,
+    user: String,
+    new: SecretValue,
+    current_for_user: Option<SecretValue>,
+    resumed: bool,
+}
+
+pub(super) fn new_task(name: &str, now: i64) -> RotationTask {
+    RotationTask {
+        task_id: uuid::Uuid::new_v4().to_string(),
+        secret_name: name.to_owned(),
+        rotation_func_urn: String::new(),
+        task_status: TaskStatus::Processing,
+        operate_type: "ROTATE".to_owned(),
+        task_time: now,
+        attempt_nums: 0,
+        task_error_code: String::new(),
+        task_error_msg: String::new(),
+    }
+}
+
+/// Marks a secret as being rotated in this process; released on drop.
+struct RotationGuard {
+    inner: Arc<Inner>,
+    key: String,
+}
+
+impl Drop for RotationGuard {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.inner.rotating.lock() {
+            set.remove(&self.key);
+        }
+    }
+}
+
+impl Inner {
+    /// Phase one: durably record the pending version and its task (or pick up an interrupted one).
+    pub(super) fn begin_rotation(
+        &self,
+        project: &str,
+        name: &str,
+        policy: &PasswordPolicy,
+    ) -> StoreResult<PendingRotation> {
+        let txn = self.db.begin_write().ctx("starting a transaction")?;
+        let mut rec = {
+            let t = txn.open_table(SECRETS).ctx("opening secrets")?;
+            self.read_secret_in(&t, project, name)?
+        };
+        if rec.secret.secret_type == "COMMON" {
+            return Err(StoreError::RotateUnsupported {
+                name: name.to_owned(),
+            });
+        }
+        Self::check_readable(&rec)?;
+        let now = now_ms();
+        let read_stage =
+            |rec: &SecretRecord, stage: &str| -> StoreResult<Option<DatabaseCredential>> {
+                let Some(s) = rec.stages.get(stage) else {
+                    return Ok(None);
+                };
+                let num = version_num(&s.version_id).ok_or_else(|| StoreError::Corrupt {
+                    path: self.path.display().to_string(),
+                    message: format!("stage {stage} of {name} points at {}", s.version_id),
+                })?;
+                let vt = txn.open_table(VERSIONS).ctx("opening versions")?;
+                let v = self.read_version_in(&vt, project, name, num)?;
+                let value = self.open_version(project, name, &v)?;
+                Ok(DatabaseCredential::from_value(&value))
+            };
+
+        if let Some(pending) = rec.stages.get(SYSPENDING).map(|s| s.version_id.clone()) {
+            // Resume: the same value, the same task.
+            let cred = read_stage(&rec, SYSPENDING)?.ok_or_else(|| StoreError::Corrupt {
+                path: self.path.display().to_string(),
+                message: format!(
+                    "pending version {pending} of {name} is not a database credential"
+                ),
+            })?;
+            let current_for_user = Self::current_password_for(&rec, &cred.username, &read_stage)?;
+            let mut task = match rec.active_task.as_deref() {
+                Some(id) => self.read_task_txn(&txn, project, id)?,
+                None => None,
+            }
+            .unwrap_or_else(|| new_task(name, now));
+            task.task_status = TaskStatus::Processing;
+            task.attempt_nums += 1;
+            task.task_time = now;
+            rec.active_task = Some(task.task_id.clone());
+            self.write_task(&txn, project, &task)?;
+            self.write_secret(&txn, project, &rec)?;
+            txn.commit().ctx("committing")?;
+            info!(project, secret = name, version = %pending, task = %task.task_id, attempt = task.attempt_nums, "resuming rotation");
+            return Ok(PendingRotation {
+                version_id: pending,
+                task_id: task.task_id,
+                user: cred.username.clone(),
+                new: SecretValue::from_str_value(&cred.password),
+                current_for_user,
+                resumed: true,
+            });
+        }
+
+        let current = read_stage(&rec, SYSCURRENT)?.ok_or_else(|| StoreError::invalid(
+            "secret_string",
+            format!("the SYSCURRENT value of {name} is not a database credential JSON {{\"username\",\"password\"}}"),
+        ))?;
+        let cfg: RotationConfig = rec
+            .secret
+            .rotation_config
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default();
+        let user = if cfg.secret_sub_type == "MultiUser" {
+            match read_stage(&rec, SYSPREVIOUS)? {
+                Some(prev) if prev.username != current.username => prev.username.clone(),
+                _ => cfg
+                    .usernames
+                    .iter()
+                    .find(|u| **u != current.username)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{}_clone", current.username)),
+            }
+        } else {
+            current.username.clone()
+        };
+        let current_for_user = Self::current_password_for(&rec, &user, &read_stage)?;
+        let password = crate::password::generate(policy)
+            .map_err(|e| StoreError::invalid("password_policy", e.to_string()))?;
+        let cred = DatabaseCredential {
+            username: user.clone(),
+            password: password.expose_str().unwrap_or_default().to_owned(),
+        };
+        let num = rec.next_version;
+        let v = self.seal_version(project, name, num, &cred.to_value(), ValueKind::String, 0)?;
+        rec.next_version += 1;
+        rec.stages.insert(
+            SYSPENDING.to_owned(),
+            StageRecord {
+                version_id: v.id.clone(),
+                update_time: now,
+            },
+        );
+        let mut task = new_task(name, now);
+        task.attempt_nums = 1;
+        rec.active_task = Some(task.task_id.clone());
+        rec.secret.update_time = now;
+        self.write_version(&txn, project, name, num, &v)?;
+        self.write_task(&txn, project, &task)?;
+        self.write_secret(&txn, project, &rec)?;
+        txn.commit().ctx("committing")?;
+        info!(project, secret = name, version = %v.id, task = %task.task_id, user = %user, "rotation started");
+        Ok(PendingRotation {
+            version_id: v.id,
+            task_id: task.task_id,
+            user,
+            new: password,
+            current_for_user,
+            resumed: false,
+        })
+    }
+
+    /// The password the store holds for `user`: SYSCURRENT's or SYSPREVIOUS's when it names that account.
+    pub(super) fn current_password_for(
+        rec: &SecretRecord,
+        user: &str,
+        read_stage: &dyn Fn(&SecretRecord, &str) -> StoreResult<Option<DatabaseCredential>>,
+    ) -> StoreResult<Option<SecretValue>> {
+        for stage in [SYSCURRENT, SYSPREVIOUS] {
+            if let Some(c) = read_stage(rec, stage)?
+                && c.username == user
+            {
+                return Ok(Some(SecretValue::from_str_value(&c.password)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Phase three: SYSCURRENT moves to the pending version; the task succeeds.
+    pub(super) fn finish_rotation(
+        &self,
+        project: &str,
+        name: &str,
+        p: &PendingRotation,
+    ) -> StoreResult<RotateResult> {
+        let txn = self.db.begin_write().ctx("starting a transaction")?;
+        let mut rec = {
+            let t = txn.open_table(SECRETS).ctx("opening secrets")?;
+            self.read_secret_in(&t, project, name)?
+        };
+        if rec.stages.get(SYSPENDING).map(|s| s.version_id.as_str()) != Some(p.version_id.as_str())
+        {
+            return Err(StoreError::StageConstraint {
+                name: name.to_owned(),
+                message: format!("SYSPENDING no longer points at {}", p.version_id),
+            });
+        }
+        let now = now_ms();
+        rec.stages.remove(SYSPENDING);
+        Self::move_stage(&mut rec, SYSCURRENT, &p.version_id, now);
+        rec.active_task = None;
+        rec.secret.rotation_time = Some(now);
+        rec.secret.update_time = now;
+        let mut task = self
+            .read_task_txn(&txn, project, &p.task_id)?
+            .unwrap_or_else(|| new_task(name, now));
+        task.task_status = TaskStatus::Success;
+        task.task_error_code.clear();
+        task.task_error_msg.clear();
+        self.write_task(&txn, project, &task)?;
+        self.write_secret(&txn, project, &rec)?;
+        self.prune(&txn, project, &rec)?;
+        txn.commit().ctx("committing")?;
+        info!(project, secret = name, version = %p.version_id, task = %p.task_id, "rotation finished");
+        Ok(RotateResult {
+            version_id: p.version_id.clone(),
+            secret_name: name.to_owned(),
+            rotation_task_id: p.task_id.clone(),
+        })
+    }
+
+    /// Records a failed database step; SYSPENDING stays for the next attempt.
+    pub(super) fn fail_rotation(
+        &self,
+        project: &str,
+        name: &str,
+        p: &PendingRotation,
+        code: &str,
+        message: &str,
+    ) -> StoreResult<()> {
+        let txn = self.db.begin_write().ctx("starting a transaction")?;
+        let now = now_ms();
+        let mut task = self
+            .read_task_txn(&txn, project, &p.task_id)?
+            .unwrap_or_else(|| new_task(name, now));
+        task.task_status = TaskStatus::Failed;
+        task.task_error_code = code.to_owned();
+        task.task_error_msg = message.chars().take(512).collect();
+        self.write_task(&txn, project, &task)?;
+        txn.commit().ctx("committing")?;
+        warn!(project, secret = name, task = %p.task_id, code, error = message, "rotation failed; the pending version is kept");
+        Ok(())
+    }
+
+    pub(super) fn list_tasks(&self, project: &str, filter: &TaskFilter) -> StoreResult<TaskPage> {
+        let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
+        let r = self.db.begin_read().ctx("starting a read")?;
+        let t = r.open_table(TASKS).ctx("opening tasks")?;
+        let prefix = format!("{project}\0");
+        let end = prefix_end(&prefix);
+        let mut all = Vec::new();
+        for item in t
+            .range(prefix.as_str()..end.as_str())
+            .ctx("listing tasks")?
+        {
+            let (_, raw) = item.ctx("listing tasks")?;
+            let task: RotationTask =
+                serde_json::from_slice(raw.value()).map_err(|e| StoreError::Corrupt {
+                    path: self.path.display().to_string(),
+                    message: format!("task record: {e}"),
+                })?;
+            if filter
+                .secret_name
+                .as_deref()
+                .is_some_and(|n| n != task.secret_name)
+                || filter.status.is_some_and(|s| s != task.task_status)
+                || filter
+                    .task_id
+                    .as_deref()
+                    .is_some_and(|id| id != task.task_id)
+            {
+                continue;
+            }
+            all.push(task);
+        }
+        all.sort_by(|a, b| {
+            b.task_time
+                .cmp(&a.task_time)
+                .then_with(|| a.task_id.cmp(&b.task_id))
+        });
+        let total = all.len() as u32;
+        let start = match filter.marker.as_deref() {
+            Some(m) => all
+                .iter()
+                .position(|t| t.task_id == m)
+                .map(|i| i + 1)
+                .unwrap_or(all.len()),
+            None => 0,
+        };
+        let tasks: Vec<RotationTask> = all.into_iter().skip(start).take(limit + 1).collect();
+        let (tasks, next_marker) = if tasks.len() > limit {
+            let page: Vec<RotationTask> = tasks.into_iter().take(limit).collect();
+            let m = page.last().map(|t| t.task_id.clone());
+            (page, m)
+        } else {
+            (tasks, None)
+        };
+        Ok(TaskPage {
+            total,
+            tasks,
+            next_marker,
+        })
+    }
+}
+
+impl EmbeddedStore {
+    /// RotateSecret: the three transactions around the database steps (see the module doc).
+    pub(super) async fn rotate_secret(
+        &self,
+        project: &str,
+        name: &str,
+        opts: RotateOptions,
+    ) -> StoreResult<RotateResult> {
+        let key = secret_key(project, name);
+        {
+            let mut set = self
+                .inner
+                .rotating
+                .lock()
+                .map_err(|_| StoreError::internal("locking the rotation set", "poisoned"))?;
+            if !set.insert(key.clone()) {
+                return Err(StoreError::RotationInProgress {
+                    name: name.to_owned(),
+                });
+            }
+        }
+        let _guard = RotationGuard {
+            inner: self.inner.clone(),
+            key,
+        };
+        let policy = opts.policy.clone().unwrap_or_default();
+        let (p1, n1) = (project.to_owned(), name.to_owned());
+        let pending = self
+            .blocking(move |i| i.begin_rotation(&p1, &n1, &policy))
+            .await?;
+
+        let outcome = match opts.target.as_deref() {
+            None => Err(crate::store::target::TargetError::new(
+                "CONFIG",
+                "no database target is configured for this secret",
+            )),
+            Some(target) => {
+                let already =
+                    pending.resumed && target.test_login(&pending.user, &pending.new).await.is_ok();
+                if already {
+                    debug!(
+                        secret = name,
+                        "the database already has the pending password"
+                    );
+                    Ok(())
+                } else {
+                    match target
+                        .set_password(
+                            &pending.user,
+                            &pending.new,
+                            pending.current_for_user.as_ref(),
+                        )
+                        .await
+                    {
+                        Ok(()) => target.test_login(&pending.user, &pending.new).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        };
+        let pending = Arc::new(pending);
+        match outcome {
+            Ok(()) => {
+                let (p3, n3, pr) = (project.to_owned(), name.to_owned(), pending.clone());
+                self.blocking(move |i| i.finish_rotation(&p3, &n3, &pr))
+                    .await
+            }
+            Err(e) => {
+                let code = format!("{}.{}", codes::TARGET_FAILED, e.code);
+                let message = e.message.clone();
+                let (p3, n3, pr, c, m) = (
+                    project.to_owned(),
+                    name.to_owned(),
+                    pending.clone(),
+                    code.clone(),
+                    message.clone(),
+                );
+                self.blocking(move |i| i.fail_rotation(&p3, &n3, &pr, &c, &m))
+                    .await?;
+                Err(StoreError::RotationFailed {
+                    name: name.to_owned(),
+                    task_id: pending.task_id.clone(),
+                    code,
+                    message,
+                })
+            }
+        }
+    }
+}
