@@ -248,7 +248,7 @@ async fn two_writes(srs: &Api<SecretRotation>, secrets: &Api<Secret>, sr: &Secre
     let secret = desired_secret(sr, &spec.sync_target, data, "v2", "");
     secrets
         .patch(
-            &sr.target_secret_name(),
+            &sr.synced_secret_name(),
             &PatchParams::apply("bench-baseline").force(),
             &Patch::Apply(&secret),
         )
@@ -271,7 +271,7 @@ async fn two_writes(srs: &Api<SecretRotation>, secrets: &Api<Secret>, sr: &Secre
         &now,
         Verdict::yes(
             Reason::Synced,
-            format!("Secret {} holds v2", sr.target_secret_name()),
+            format!("Secret {} holds v2", sr.synced_secret_name()),
         ),
         Verdict::idle(),
     );

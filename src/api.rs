@@ -518,7 +518,7 @@ impl SecretRotation {
     }
 
     /// The synced Secret's name: `spec.target.name`, or the resource's name.
-    pub fn target_secret_name(&self) -> String {
+    pub fn synced_secret_name(&self) -> String {
         match &self.spec.target.name {
             Some(n) if !n.is_empty() => n.clone(),
             _ => self.metadata.name.clone().unwrap_or_default(),

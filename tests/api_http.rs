@@ -511,24 +511,22 @@ async fn signed_once(method: &str, url: &str, date: &str, body: &[u8]) -> (u16, 
     use secret_rotator::protocol::signer;
     let u = reqwest::Url::parse(url).unwrap();
     let host = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap());
-    let signed = ["host".to_owned(), "x-sdk-date".to_owned()];
-    let lookup = |n: &str| -> Option<&str> {
-        match n {
-            "host" => Some(host.as_str()),
-            "x-sdk-date" => Some(date),
-            _ => None,
-        }
-    };
-    let cr = signer::canonical_request(method, u.path(), u.query(), &signed, lookup, body);
-    let sig = signer::sign(SK.as_bytes(), date, &cr);
+    let authorization = signer::sign_request(
+        AK,
+        SK.as_bytes(),
+        &signer::Request {
+            method,
+            path: u.path(),
+            query: u.query(),
+            headers: &[("host", host.as_str()), ("x-sdk-date", date)],
+            body,
+        },
+    );
     let r = http()
         .request(method.parse().unwrap(), url)
         .header("Host", &host)
         .header("X-Sdk-Date", date)
-        .header(
-            "Authorization",
-            signer::authorization_header(AK, &signed, &sig),
-        )
+        .header("Authorization", authorization)
         .header("Content-Type", "application/json")
         .body(body.to_vec())
         .send()

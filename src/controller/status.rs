@@ -784,7 +784,10 @@ lastFailure: {time: 2026-11-27T11:59:00Z, errorCode: NeedsInitialPassword, messa
             let reasons: Vec<Reason> = settled.notes.iter().map(|n| n.reason).collect();
             assert_eq!(reasons, case.notes, "{}", case.name);
             assert_eq!(
-                st.next_rotation_time.as_ref().map(|t| t.0.to_string()).as_deref(),
+                st.next_rotation_time
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .as_deref(),
                 Some("2026-12-27T12:00:00Z"),
                 "{}",
                 case.name

@@ -1,9 +1,12 @@
 //! Request and response bodies, field for field as the official SDK models name them.
 
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::secret_value::SecretValue;
 use crate::store::model::{PageInfo, RotationTask, Secret, Stage, VersionMetadata};
+use crate::store::{StoreError, StoreResult};
 
 /// `POST /v1/{project_id}/secrets`.
 #[derive(Serialize, Deserialize, Debug, Default)]
@@ -249,4 +252,12 @@ pub struct ErrorInfo {
     pub error_code: String,
     /// What went wrong.
     pub error_msg: String,
+}
+
+/// Decodes the base64 `secret_binary` of the API.
+pub fn decode_binary(text: &str) -> StoreResult<SecretValue> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map(SecretValue::new)
+        .map_err(|_| StoreError::invalid("secret_binary", "must be base64"))
 }

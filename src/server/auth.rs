@@ -281,7 +281,6 @@ access_keys:
         let f = AuthFile::parse(FILE, "t").unwrap();
         let now = jiff::Timestamp::now();
         let date = signer::format_date(now);
-        let signed = ["host".to_owned(), "x-sdk-date".to_owned()];
         let unsigned = |n: &str| -> Option<&str> {
             match n {
                 "host" => Some("localhost"),
@@ -289,16 +288,17 @@ access_keys:
                 _ => None,
             }
         };
-        let cr = signer::canonical_request(
-            "GET",
-            "/v1/p1/secrets",
-            Some("limit=2"),
-            &signed,
-            unsigned,
-            b"",
+        let authz = signer::sign_request(
+            "AK1",
+            b"SK1-0123456789abcdef",
+            &signer::Request {
+                method: "GET",
+                path: "/v1/p1/secrets",
+                query: Some("limit=2"),
+                headers: &[("host", "localhost"), ("x-sdk-date", date.as_str())],
+                body: b"",
+            },
         );
-        let sig = signer::sign(b"SK1-0123456789abcdef", &date, &cr);
-        let authz = signer::authorization_header("AK1", &signed, &sig);
         let lookup = |n: &str| -> Option<&str> {
             match n {
                 "authorization" => Some(authz.as_str()),

@@ -74,6 +74,13 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Stage>;
     /// Removes a stage (SYSCURRENT cannot be removed).
     async fn delete_stage(&self, project: &str, name: &str, stage: &str) -> StoreResult<()>;
+    /// Whether [`Store::rotate`] changes the database itself through [`RotateOptions::target`] (the
+    /// embedded store), rather than the service doing it through its own rotation function (CSMS). The
+    /// operator reads the administrator's credentials only for a store that uses them.
+    fn changes_databases(&self) -> bool {
+        true
+    }
+
     /// RotateSecret: database secrets only (COMMON is refused).
     async fn rotate(
         &self,

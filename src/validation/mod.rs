@@ -97,7 +97,7 @@ pub fn validate(sr: &SecretRotation) -> Result<ValidatedSpec, InvalidSpec> {
             database,
             password,
             sync_target: SyncTarget {
-                name: sr.target_secret_name(),
+                name: sr.synced_secret_name(),
                 templates,
                 labels: spec.target.labels.clone(),
                 annotations: spec.target.annotations.clone(),

@@ -100,8 +100,13 @@ async fn rotate(run: &Run<'_>, spec: &ValidatedSpec) -> Result<String, Failure> 
     let project = run.project(spec);
     let name = spec.store_secret.as_str();
     if let Some(db) = &spec.database {
+        let target = if run.ctx.store.changes_databases() {
+            Some(connection(run, db).await?)
+        } else {
+            None
+        };
         let opts = RotateOptions {
-            target: Some(connection(run, db).await?),
+            target,
             policy: Some(spec.password.clone()),
         };
         let r = run

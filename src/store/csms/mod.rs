@@ -272,37 +272,29 @@ impl CsmsStore {
                 } else {
                     None
                 };
-                let mut signed: Vec<String> =
-                    vec!["host".into(), "x-project-id".into(), "x-sdk-date".into()];
-                if ct.is_some() {
-                    signed.insert(0, "content-type".into());
+                let mut headers = vec![
+                    ("host", host.as_str()),
+                    ("x-project-id", project),
+                    ("x-sdk-date", date.as_str()),
+                ];
+                if let Some(ct) = ct {
+                    headers.push(("content-type", ct));
                 }
-                let lookup = |h: &str| -> Option<&str> {
-                    match h {
-                        "content-type" => ct,
-                        "host" => Some(host.as_str()),
-                        "x-project-id" => Some(project),
-                        "x-sdk-date" => Some(date.as_str()),
-                        _ => None,
-                    }
-                };
-                let q = (!qs.is_empty()).then_some(qs.as_str());
-                let cr = signer::canonical_request(
-                    method.as_str(),
-                    path,
-                    q,
-                    &signed,
-                    lookup,
-                    body_bytes,
+                let authorization = signer::sign_request(
+                    &k.ak,
+                    k.sk.as_bytes(),
+                    &signer::Request {
+                        method: method.as_str(),
+                        path,
+                        query: (!qs.is_empty()).then_some(qs.as_str()),
+                        headers: &headers,
+                        body: body_bytes,
+                    },
                 );
-                let sig = signer::sign(k.sk.as_bytes(), &date, &cr);
                 req = req
                     .header("X-Sdk-Date", &date)
                     .header("X-Project-Id", project)
-                    .header(
-                        "Authorization",
-                        signer::authorization_header(&k.ak, &signed, &sig),
-                    );
+                    .header("Authorization", authorization);
             }
         }
         let resp = match req.send().await {
@@ -519,7 +511,7 @@ fn version_from_wire(w: VersionWire) -> StoreResult<Version> {
         }),
         (None, Some(b)) => Ok(Version {
             version_metadata: w.version_metadata,
-            value: crate::store::embedded::decode_binary(&b)?,
+            value: crate::protocol::wire::decode_binary(&b)?,
             kind: ValueKind::Binary,
         }),
         (None, None) => Err(StoreError::internal(
@@ -764,6 +756,11 @@ impl Store for CsmsStore {
             .call(project, Method::DELETE, &path, &[], None, true, None)
             .await;
         r.map(|_| ())
+    }
+
+    /// CSMS changes the database through the secret's rotation function.
+    fn changes_databases(&self) -> bool {
+        false
     }
 
     async fn rotate(

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use base64::Engine;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use tracing::{debug, info, warn};
 
@@ -228,14 +227,6 @@ impl Store for EmbeddedStore {
         self.blocking(move |i| i.list_tasks(&project, &filter))
             .await
     }
-}
-
-/// Decodes the base64 `secret_binary` of the API.
-pub fn decode_binary(text: &str) -> StoreResult<SecretValue> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map(SecretValue::new)
-        .map_err(|_| StoreError::invalid("secret_binary", "must be base64"))
 }
 
 #[cfg(test)]
