@@ -13,9 +13,9 @@ use zeroize::Zeroizing;
 use super::AppState;
 use super::error::ApiError;
 use crate::password::PasswordPolicy;
+use crate::protocol::wire::decode_binary;
 use crate::protocol::wire::*;
 use crate::secret_value::SecretValue;
-use crate::protocol::wire::decode_binary;
 use crate::store::model::*;
 
 /// Path parameters whose every failure (for example invalid percent-encoding) is a CSMS error body.

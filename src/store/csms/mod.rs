@@ -491,12 +491,14 @@ fn json<T: serde::Serialize>(v: &T) -> StoreResult<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| StoreError::internal("encoding a request", e))
 }
 
-fn zs(v: &Option<SecretValue>) -> Option<Zeroizing<String>> {
+/// A string value for the wire, wiped when dropped.
+fn wire_string(v: &Option<SecretValue>) -> Option<Zeroizing<String>> {
     v.as_ref()
         .map(|v| Zeroizing::new(String::from_utf8_lossy(v.expose()).into_owned()))
 }
 
-fn zb(v: &Option<SecretValue>) -> Option<Zeroizing<String>> {
+/// A binary value for the wire (base64), wiped when dropped.
+fn wire_binary(v: &Option<SecretValue>) -> Option<Zeroizing<String>> {
     use base64::Engine;
     v.as_ref()
         .map(|v| Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(v.expose())))
@@ -528,8 +530,8 @@ impl Store for CsmsStore {
             name: req.name.clone(),
             kms_key_id: req.kms_key_id,
             description: req.description,
-            secret_binary: zb(&req.secret_binary),
-            secret_string: zs(&req.secret_string),
+            secret_binary: wire_binary(&req.secret_binary),
+            secret_string: wire_string(&req.secret_string),
             secret_type: req.secret_type,
             auto_rotation: req.auto_rotation,
             rotation_period: req.rotation_period,
@@ -647,8 +649,8 @@ impl Store for CsmsStore {
         req: CreateVersion,
     ) -> StoreResult<VersionMetadata> {
         let body = json(&CreateVersionBody {
-            secret_binary: zb(&req.secret_binary),
-            secret_string: zs(&req.secret_string),
+            secret_binary: wire_binary(&req.secret_binary),
+            secret_string: wire_string(&req.secret_string),
             version_stages: (!req.version_stages.is_empty()).then(|| req.version_stages.clone()),
             expire_time: req.expire_time,
         })?;

@@ -3,6 +3,7 @@
 //! keeping the pending version, which the next rotation resumes with the same value). Also the task list.
 
 use super::*;
+use crate::store::target::{PasswordTarget, TargetError};
 
 /// What phase one of a rotation hands to the database steps.
 pub(super) struct PendingRotation {
@@ -319,84 +320,81 @@ impl EmbeddedStore {
         name: &str,
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
-        let key = secret_key(project, name);
-        {
-            let mut set = self
-                .inner
-                .rotating
-                .lock()
-                .map_err(|_| StoreError::internal("locking the rotation set", "poisoned"))?;
-            if !set.insert(key.clone()) {
-                return Err(StoreError::RotationInProgress {
-                    name: name.to_owned(),
-                });
-            }
-        }
-        let _guard = RotationGuard {
-            inner: self.inner.clone(),
-            key,
-        };
+        let _claim = self.claim(project, name)?;
         let policy = opts.policy.clone().unwrap_or_default();
-        let (p1, n1) = (project.to_owned(), name.to_owned());
+        let (project_id, secret) = (project.to_owned(), name.to_owned());
         let pending = self
-            .blocking(move |i| i.begin_rotation(&p1, &n1, &policy))
+            .blocking(move |i| i.begin_rotation(&project_id, &secret, &policy))
             .await?;
-
         let outcome = match opts.target.as_deref() {
-            None => Err(crate::store::target::TargetError::new(
+            None => Err(TargetError::new(
                 "CONFIG",
                 "no database target is configured for this secret",
             )),
-            Some(target) => {
-                let already =
-                    pending.resumed && target.test_login(&pending.user, &pending.new).await.is_ok();
-                if already {
-                    debug!(
-                        secret = name,
-                        "the database already has the pending password"
-                    );
-                    Ok(())
-                } else {
-                    match target
-                        .set_password(
-                            &pending.user,
-                            &pending.new,
-                            pending.current_for_user.as_ref(),
-                        )
-                        .await
-                    {
-                        Ok(()) => target.test_login(&pending.user, &pending.new).await,
-                        Err(e) => Err(e),
-                    }
-                }
-            }
+            Some(target) => set_on_database(target, &pending, name).await,
         };
         let pending = Arc::new(pending);
-        match outcome {
+        let (project_id, secret, p) = (project.to_owned(), name.to_owned(), pending.clone());
+        let error = match outcome {
             Ok(()) => {
-                let (p3, n3, pr) = (project.to_owned(), name.to_owned(), pending.clone());
-                self.blocking(move |i| i.finish_rotation(&p3, &n3, &pr))
-                    .await
+                return self
+                    .blocking(move |i| i.finish_rotation(&project_id, &secret, &p))
+                    .await;
             }
-            Err(e) => {
-                let code = format!("{}.{}", codes::TARGET_FAILED, e.code);
-                let message = e.message.clone();
-                let (p3, n3, pr, c, m) = (
-                    project.to_owned(),
-                    name.to_owned(),
-                    pending.clone(),
-                    code.clone(),
-                    message.clone(),
-                );
-                self.blocking(move |i| i.fail_rotation(&p3, &n3, &pr, &c, &m))
-                    .await?;
-                Err(StoreError::RotationFailed {
-                    name: name.to_owned(),
-                    task_id: pending.task_id.clone(),
-                    code,
-                    message,
-                })
-            }
-        }
+            Err(e) => e,
+        };
+        let code = format!("{}.{}", codes::TARGET_FAILED, error.code);
+        let (c, m) = (code.clone(), error.message.clone());
+        self.blocking(move |i| i.fail_rotation(&project_id, &secret, &p, &c, &m))
+            .await?;
+        Err(StoreError::RotationFailed {
+            name: name.to_owned(),
+            task_id: pending.task_id.clone(),
+            code,
+            message: error.message,
+        })
     }
+
+    /// Marks the secret as rotating in this process, or refuses a second rotation of it.
+    fn claim(&self, project: &str, name: &str) -> StoreResult<RotationGuard> {
+        let key = secret_key(project, name);
+        let mut set = self
+            .inner
+            .rotating
+            .lock()
+            .map_err(|_| StoreError::internal("locking the rotation set", "poisoned"))?;
+        if !set.insert(key.clone()) {
+            return Err(StoreError::RotationInProgress {
+                name: name.to_owned(),
+            });
+        }
+        Ok(RotationGuard {
+            inner: self.inner.clone(),
+            key,
+        })
+    }
+}
+
+/// Steps (2) of a rotation: set the pending password on the database and test a login with it. A resumed
+/// rotation whose password the database already has skips the change.
+async fn set_on_database(
+    target: &dyn PasswordTarget,
+    pending: &PendingRotation,
+    name: &str,
+) -> Result<(), TargetError> {
+    if pending.resumed && target.test_login(&pending.user, &pending.new).await.is_ok() {
+        debug!(
+            secret = name,
+            "the database already has the pending password"
+        );
+        return Ok(());
+    }
+    target
+        .set_password(
+            &pending.user,
+            &pending.new,
+            pending.current_for_user.as_ref(),
+        )
+        .await?;
+    target.test_login(&pending.user, &pending.new).await
 }
