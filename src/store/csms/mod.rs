@@ -246,57 +246,13 @@ impl CsmsStore {
                 .header("Content-Type", "application/json;charset=UTF-8")
                 .body(body_bytes.to_vec());
         }
-        match &self.auth {
-            CsmsAuth::Token(t) => req = req.header("X-Auth-Token", t.as_str()),
-            CsmsAuth::Iam { config, cached } => match self.iam_token(project, config, cached).await
-            {
-                Ok(t) => req = req.header("X-Auth-Token", t.as_str()),
-                Err(e) if e.is_transient() => {
-                    return Attempt::Retry {
-                        error: e,
-                        ambiguous: false,
-                    };
-                }
-                Err(e) => return Attempt::Fatal(e),
-            },
-            CsmsAuth::AkSk(k) => {
-                let date = signer::format_date(jiff::Timestamp::now());
-                let host = url
-                    .split("://")
-                    .nth(1)
-                    .and_then(|r| r.split('/').next())
-                    .unwrap_or_default()
-                    .to_owned();
-                let ct = if body.is_some() {
-                    Some("application/json;charset=UTF-8")
-                } else {
-                    None
-                };
-                let mut headers = vec![
-                    ("host", host.as_str()),
-                    ("x-project-id", project),
-                    ("x-sdk-date", date.as_str()),
-                ];
-                if let Some(ct) = ct {
-                    headers.push(("content-type", ct));
-                }
-                let authorization = signer::sign_request(
-                    &k.ak,
-                    k.sk.as_bytes(),
-                    &signer::Request {
-                        method: method.as_str(),
-                        path,
-                        query: (!qs.is_empty()).then_some(qs.as_str()),
-                        headers: &headers,
-                        body: body_bytes,
-                    },
-                );
-                req = req
-                    .header("X-Sdk-Date", &date)
-                    .header("X-Project-Id", project)
-                    .header("Authorization", authorization);
-            }
-        }
+        let req = match self
+            .authenticate(req, project, method, path, &url, &qs, body)
+            .await
+        {
+            Ok(req) => req,
+            Err(attempt) => return attempt,
+        };
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -328,32 +284,75 @@ impl CsmsStore {
                 };
             }
         };
-        if (200..300).contains(&status) {
-            return Attempt::Done((status, bytes));
-        }
-        let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(b) => (b.error.error_code, b.error.error_msg),
-            Err(_) => (
-                format!("HTTP.{status}"),
-                format!("{method} {path} answered {status} without a CSMS error body"),
-            ),
-        };
-        let error = StoreError::Upstream {
-            status,
-            code,
-            message,
-        };
-        match status {
-            429 => Attempt::Retry {
-                error,
-                ambiguous: false,
+        classify(method, path, status, bytes)
+    }
+
+    /// Adds the credentials to a request: a token (given, or from IAM for the project), or an AK/SK
+    /// signature over what is sent.
+    #[allow(clippy::too_many_arguments)]
+    async fn authenticate(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        project: &str,
+        method: &Method,
+        path: &str,
+        url: &str,
+        qs: &str,
+        body: Option<&[u8]>,
+    ) -> Result<reqwest::RequestBuilder, Attempt<(u16, bytes::Bytes)>> {
+        let body_bytes = body.unwrap_or_default();
+        match &self.auth {
+            CsmsAuth::Token(t) => req = req.header("X-Auth-Token", t.as_str()),
+            CsmsAuth::Iam { config, cached } => match self.iam_token(project, config, cached).await
+            {
+                Ok(t) => req = req.header("X-Auth-Token", t.as_str()),
+                Err(e) if e.is_transient() => {
+                    return Err(Attempt::Retry {
+                        error: e,
+                        ambiguous: false,
+                    });
+                }
+                Err(e) => return Err(Attempt::Fatal(e)),
             },
-            500 | 502 | 503 | 504 => Attempt::Retry {
-                error,
-                ambiguous: true,
-            },
-            _ => Attempt::Fatal(error),
+            CsmsAuth::AkSk(k) => {
+                let date = signer::format_date(jiff::Timestamp::now());
+                let host = url
+                    .split("://")
+                    .nth(1)
+                    .and_then(|r| r.split('/').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                let ct = if body.is_some() {
+                    Some("application/json;charset=UTF-8")
+                } else {
+                    None
+                };
+                let mut headers = vec![
+                    ("host", host.as_str()),
+                    ("x-project-id", project),
+                    ("x-sdk-date", date.as_str()),
+                ];
+                if let Some(ct) = ct {
+                    headers.push(("content-type", ct));
+                }
+                let authorization = signer::sign_request(
+                    &k.ak,
+                    k.sk.as_bytes(),
+                    &signer::Request {
+                        method: method.as_str(),
+                        path,
+                        query: (!qs.is_empty()).then_some(qs),
+                        headers: &headers,
+                        body: body_bytes,
+                    },
+                );
+                req = req
+                    .header("X-Sdk-Date", &date)
+                    .header("X-Project-Id", project)
+                    .header("Authorization", authorization);
+            }
         }
+        Ok(req)
     }
 
     /// A call with retries. `on_ambiguous` is asked, after an ambiguous failure, whether the call took
@@ -485,6 +484,41 @@ fn paging(limit: Option<u32>, marker: Option<&str>) -> Vec<(&'static str, String
         q.push(("marker", m.to_owned()));
     }
     q
+}
+
+/// The outcome of one answer: done (2xx), retried (429 and 5xx; 5xx may have taken effect), or fatal.
+fn classify(
+    method: &Method,
+    path: &str,
+    status: u16,
+    bytes: bytes::Bytes,
+) -> Attempt<(u16, bytes::Bytes)> {
+    if (200..300).contains(&status) {
+        return Attempt::Done((status, bytes));
+    }
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(b) => (b.error.error_code, b.error.error_msg),
+        Err(_) => (
+            format!("HTTP.{status}"),
+            format!("{method} {path} answered {status} without a CSMS error body"),
+        ),
+    };
+    let error = StoreError::Upstream {
+        status,
+        code,
+        message,
+    };
+    match status {
+        429 => Attempt::Retry {
+            error,
+            ambiguous: false,
+        },
+        500 | 502 | 503 | 504 => Attempt::Retry {
+            error,
+            ambiguous: true,
+        },
+        _ => Attempt::Fatal(error),
+    }
 }
 
 fn json<T: serde::Serialize>(v: &T) -> StoreResult<Vec<u8>> {

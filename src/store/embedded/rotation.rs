@@ -29,6 +29,42 @@ pub(super) fn new_task(name: &str, now: i64) -> RotationTask {
     }
 }
 
+/// The open transaction of step (1) and what it read.
+struct Start<'a> {
+    txn: WriteTransaction,
+    project: &'a str,
+    name: &'a str,
+    rec: SecretRecord,
+    current_for_user: Option<SecretValue>,
+}
+
+/// The account a rotation resets: SingleUser's one account; for MultiUser the one not in use (SYSPREVIOUS's,
+/// or the other of the two configured).
+fn next_account(
+    rec: &SecretRecord,
+    current: &DatabaseCredential,
+    previous: Option<&DatabaseCredential>,
+) -> String {
+    let cfg: RotationConfig = rec
+        .secret
+        .rotation_config
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    if cfg.secret_sub_type != "MultiUser" {
+        return current.username.clone();
+    }
+    match previous {
+        Some(prev) if prev.username != current.username => prev.username.clone(),
+        _ => cfg
+            .usernames
+            .iter()
+            .find(|u| **u != current.username)
+            .cloned()
+            .unwrap_or_else(|| format!("{}_clone", current.username)),
+    }
+}
+
 /// Marks a secret as being rotated in this process; released on drop.
 struct RotationGuard {
     inner: Arc<Inner>,
@@ -44,7 +80,8 @@ impl Drop for RotationGuard {
 }
 
 impl Inner {
-    /// Phase one: durably record the pending version and its task (or pick up an interrupted one).
+    /// Step (1): a pending version with a new password and its PROCESSING task, in one transaction; or the
+    /// pending version already there, resumed with the same password and task.
     pub(super) fn begin_rotation(
         &self,
         project: &str,
@@ -52,7 +89,7 @@ impl Inner {
         policy: &PasswordPolicy,
     ) -> StoreResult<PendingRotation> {
         let txn = self.db.begin_write().ctx("starting a transaction")?;
-        let mut rec = {
+        let rec = {
             let t = txn.open_table(SECRETS).ctx("opening secrets")?;
             self.read_secret_in(&t, project, name)?
         };
@@ -62,24 +99,10 @@ impl Inner {
             });
         }
         Self::check_readable(&rec)?;
-        let now = now_ms();
-        let read_stage =
-            |rec: &SecretRecord, stage: &str| -> StoreResult<Option<DatabaseCredential>> {
-                let Some(s) = rec.stages.get(stage) else {
-                    return Ok(None);
-                };
-                let num = version_num(&s.version_id).ok_or_else(|| StoreError::Corrupt {
-                    path: self.path.display().to_string(),
-                    message: format!("stage {stage} of {name} points at {}", s.version_id),
-                })?;
-                let vt = txn.open_table(VERSIONS).ctx("opening versions")?;
-                let v = self.read_version_in(&vt, project, name, num)?;
-                let value = self.open_version(project, name, &v)?;
-                Ok(DatabaseCredential::from_value(&value))
-            };
-
+        let read_stage = |rec: &SecretRecord, stage: &str| {
+            self.stage_credential(&txn, project, name, rec, stage)
+        };
         if let Some(pending) = rec.stages.get(SYSPENDING).map(|s| s.version_id.clone()) {
-            // Resume: the same value, the same task.
             let cred = read_stage(&rec, SYSPENDING)?.ok_or_else(|| StoreError::Corrupt {
                 path: self.path.display().to_string(),
                 message: format!(
@@ -87,53 +110,107 @@ impl Inner {
                 ),
             })?;
             let current_for_user = Self::current_password_for(&rec, &cred.username, &read_stage)?;
-            let mut task = match rec.active_task.as_deref() {
-                Some(id) => self.read_task_txn(&txn, project, id)?,
-                None => None,
-            }
-            .unwrap_or_else(|| new_task(name, now));
-            task.task_status = TaskStatus::Processing;
-            task.attempt_nums += 1;
-            task.task_time = now;
-            rec.active_task = Some(task.task_id.clone());
-            self.write_task(&txn, project, &task)?;
-            self.write_secret(&txn, project, &rec)?;
-            txn.commit().ctx("committing")?;
-            info!(project, secret = name, version = %pending, task = %task.task_id, attempt = task.attempt_nums, "resuming rotation");
-            return Ok(PendingRotation {
-                version_id: pending,
-                task_id: task.task_id,
-                user: cred.username.clone(),
-                new: SecretValue::from_str_value(&cred.password),
+            let start = Start {
+                txn,
+                project,
+                name,
+                rec,
                 current_for_user,
-                resumed: true,
-            });
+            };
+            return self.resume(start, pending, cred);
         }
-
         let current = read_stage(&rec, SYSCURRENT)?.ok_or_else(|| StoreError::invalid(
             "secret_string",
             format!("the SYSCURRENT value of {name} is not a database credential JSON {{\"username\",\"password\"}}"),
         ))?;
-        let cfg: RotationConfig = rec
-            .secret
-            .rotation_config
-            .as_deref()
-            .and_then(|c| serde_json::from_str(c).ok())
-            .unwrap_or_default();
-        let user = if cfg.secret_sub_type == "MultiUser" {
-            match read_stage(&rec, SYSPREVIOUS)? {
-                Some(prev) if prev.username != current.username => prev.username.clone(),
-                _ => cfg
-                    .usernames
-                    .iter()
-                    .find(|u| **u != current.username)
-                    .cloned()
-                    .unwrap_or_else(|| format!("{}_clone", current.username)),
-            }
-        } else {
-            current.username.clone()
-        };
+        let previous = read_stage(&rec, SYSPREVIOUS)?;
+        let user = next_account(&rec, &current, previous.as_ref());
         let current_for_user = Self::current_password_for(&rec, &user, &read_stage)?;
+        let start = Start {
+            txn,
+            project,
+            name,
+            rec,
+            current_for_user,
+        };
+        self.start_pending(start, user, policy)
+    }
+
+    /// The credential a stage points at, if the stage exists.
+    fn stage_credential(
+        &self,
+        txn: &WriteTransaction,
+        project: &str,
+        name: &str,
+        rec: &SecretRecord,
+        stage: &str,
+    ) -> StoreResult<Option<DatabaseCredential>> {
+        let Some(s) = rec.stages.get(stage) else {
+            return Ok(None);
+        };
+        let num = version_num(&s.version_id).ok_or_else(|| StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            message: format!("stage {stage} of {name} points at {}", s.version_id),
+        })?;
+        let vt = txn.open_table(VERSIONS).ctx("opening versions")?;
+        let v = self.read_version_in(&vt, project, name, num)?;
+        let value = self.open_version(project, name, &v)?;
+        Ok(DatabaseCredential::from_value(&value))
+    }
+
+    /// Resumes the pending version: the same value, the same task, one more attempt.
+    fn resume(
+        &self,
+        start: Start<'_>,
+        pending: String,
+        cred: DatabaseCredential,
+    ) -> StoreResult<PendingRotation> {
+        let Start {
+            txn,
+            project,
+            name,
+            mut rec,
+            current_for_user,
+        } = start;
+        let now = now_ms();
+        let mut task = match rec.active_task.as_deref() {
+            Some(id) => self.read_task_txn(&txn, project, id)?,
+            None => None,
+        }
+        .unwrap_or_else(|| new_task(name, now));
+        task.task_status = TaskStatus::Processing;
+        task.attempt_nums += 1;
+        task.task_time = now;
+        rec.active_task = Some(task.task_id.clone());
+        self.write_task(&txn, project, &task)?;
+        self.write_secret(&txn, project, &rec)?;
+        txn.commit().ctx("committing")?;
+        info!(project, secret = name, version = %pending, task = %task.task_id, attempt = task.attempt_nums, "resuming rotation");
+        Ok(PendingRotation {
+            version_id: pending,
+            task_id: task.task_id,
+            user: cred.username.clone(),
+            new: SecretValue::from_str_value(&cred.password),
+            current_for_user,
+            resumed: true,
+        })
+    }
+
+    /// Makes the pending version for `user` with a new password, and its task.
+    fn start_pending(
+        &self,
+        start: Start<'_>,
+        user: String,
+        policy: &PasswordPolicy,
+    ) -> StoreResult<PendingRotation> {
+        let Start {
+            txn,
+            project,
+            name,
+            mut rec,
+            current_for_user,
+        } = start;
+        let now = now_ms();
         let password = crate::password::generate(policy)
             .map_err(|e| StoreError::invalid("password_policy", e.to_string()))?;
         let cred = DatabaseCredential {
