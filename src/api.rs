@@ -19,6 +19,11 @@ pub const ANNOTATION_VERSION_ID: &str = "secretrotator.dev/version-id";
 pub const ANNOTATION_ROTATION_TASK_ID: &str = "secretrotator.dev/rotation-task-id";
 /// Annotation set on the pod template of each restart target after a rotation.
 pub const ANNOTATION_RESTARTED_AT: &str = "secretrotator.dev/restarted-at";
+/// Annotation on an existing Secret, set by its owner: `"true"` lets the SecretRotation that names it as its
+/// synced Secret take it over (and, for a database secret without an administrator, read the account's
+/// current password from its key `password`). Without it the operator never writes a Secret it did not
+/// create.
+pub const ANNOTATION_ADOPT: &str = "secretrotator.dev/adopt";
 /// Field manager used for every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "secret-rotator";
 /// Condition type: the synced Secret holds the store's SYSCURRENT value.
@@ -473,6 +478,12 @@ pub struct SecretRotationStatus {
     /// values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_hmac: Option<String>,
+    /// The store version for which the restart targets were last restarted: they roll once for each new
+    /// version the synced Secret receives, whoever made it (this operator, the CSMS console, another
+    /// cluster), including after a crash between the store's rotation and the Secret's write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub restarted_version: Option<String>,
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

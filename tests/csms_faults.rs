@@ -210,6 +210,7 @@ async fn the_operator_rides_out_csms_faults_without_a_second_version() {
         .args(["--namespace", &ns.name, "--metrics-addr", &metrics_addr])
         .env("KUBECONFIG", &control_plane().kubeconfig)
         .env("RUST_LOG", "info,secret_rotator=debug")
+        .env("SECRET_ROTATOR_MIN_ROTATION_PERIOD", "1s")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())

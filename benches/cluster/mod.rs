@@ -108,6 +108,7 @@ impl Operator {
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", env_or("SCALE_RUST_LOG", "info"))
+            .env("SECRET_ROTATOR_MIN_ROTATION_PERIOD", "1s")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

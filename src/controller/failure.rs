@@ -8,6 +8,8 @@ use crate::store::StoreError;
 
 /// The error code recorded for a configuration problem (`status.lastFailure.errorCode`).
 pub const CONFIG_CODE: &str = "CONFIG";
+/// The error code recorded when the operator refuses what the resource asks of it.
+pub const FORBIDDEN_CODE: &str = "FORBIDDEN";
 
 /// A failure of one attempt that becomes `lastFailure` and a condition.
 #[derive(Debug)]
@@ -16,6 +18,9 @@ pub enum Failure {
     ConfigurationMissing(String),
     /// Without an administrator, the operator needs the account's current password.
     NeedsInitialPassword(String),
+    /// The resource asks for something the operator refuses to do with its privileges (for example to
+    /// rotate the administrator's own account).
+    Forbidden(String),
     /// A store call failed (a rotation included).
     Store(StoreError),
 }
@@ -32,6 +37,7 @@ impl Failure {
         match self {
             Failure::ConfigurationMissing(_) => CONFIG_CODE.to_owned(),
             Failure::NeedsInitialPassword(_) => Reason::NeedsInitialPassword.as_str().to_owned(),
+            Failure::Forbidden(_) => FORBIDDEN_CODE.to_owned(),
             Failure::Store(StoreError::RotationFailed { code, .. }) => code.clone(),
             Failure::Store(e) => e.code().to_owned(),
         }
@@ -40,7 +46,9 @@ impl Failure {
     /// What failed, for a person; never a value.
     pub fn message(&self) -> String {
         match self {
-            Failure::ConfigurationMissing(m) | Failure::NeedsInitialPassword(m) => m.clone(),
+            Failure::ConfigurationMissing(m)
+            | Failure::NeedsInitialPassword(m)
+            | Failure::Forbidden(m) => m.clone(),
             Failure::Store(e) => e.to_string(),
         }
     }
@@ -54,6 +62,8 @@ impl Failure {
     pub fn reason_of_code(code: &str) -> Reason {
         if code == CONFIG_CODE {
             Reason::ConfigurationMissing
+        } else if code == FORBIDDEN_CODE {
+            Reason::Forbidden
         } else if code == Reason::NeedsInitialPassword.as_str() {
             Reason::NeedsInitialPassword
         } else {

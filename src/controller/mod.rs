@@ -43,6 +43,8 @@ pub struct Context {
     pub hmac_key: Zeroizing<Vec<u8>>,
     /// Namespace isolation policy.
     pub policy: NamespacePolicy,
+    /// The shortest time between two rotations a resource may ask for (`--min-rotation-period`).
+    pub min_period: Duration,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Where events go (published in the background).

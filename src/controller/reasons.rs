@@ -19,6 +19,9 @@ pub enum Reason {
     RotationFailed,
     /// Ready: the apiserver refused the synced Secret (too large, immutable, a forbidden namespace, ...).
     SecretRejected,
+    /// Ready: a Secret with the synced Secret's name exists that the operator did not create and whose
+    /// owner did not opt in (`secretrotator.dev/adopt: "true"`); nothing is written.
+    SecretNotOwned,
     /// Ready: the database credentials or CA cannot be read.
     ConfigurationMissing,
     /// Ready: a database secret without an administrator needs its current password.
@@ -52,6 +55,7 @@ impl Reason {
             Reason::StoreUnavailable => "StoreUnavailable",
             Reason::RotationFailed => "RotationFailed",
             Reason::SecretRejected => "SecretRejected",
+            Reason::SecretNotOwned => "SecretNotOwned",
             Reason::ConfigurationMissing => "ConfigurationMissing",
             Reason::NeedsInitialPassword => "NeedsInitialPassword",
             Reason::Suspended => "Suspended",

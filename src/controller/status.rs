@@ -273,6 +273,8 @@ pub struct Held {
     pub applied: bool,
     /// Restarts this reconcile made.
     pub restarts: Vec<Restart>,
+    /// The version the restart targets are known to run with (none while a restart failed).
+    pub restarted_version: Option<String>,
 }
 
 /// Where the synced Secret stands after this reconcile.
@@ -361,6 +363,9 @@ pub fn settle(
             st.last_rotation_time = Some(seconds(held.created));
             st.current_user = held.current_user.clone();
             st.data_hmac = Some(held.data_hmac.clone());
+            if held.restarted_version.is_some() {
+                st.restarted_version = held.restarted_version.clone();
+            }
             ready = Verdict::yes(
                 Reason::Synced,
                 format!(
@@ -540,6 +545,7 @@ conditions:
             current_user: None,
             data_hmac: "bb".into(),
             applied,
+            restarted_version: Some(version.into()),
             restarts,
         })
     }

@@ -11,7 +11,8 @@ use kube::Resource;
 use sha2::Sha256;
 
 use crate::api::{
-    ANNOTATION_ROTATION_TASK_ID, ANNOTATION_VERSION_ID, DeletionPolicy, SecretRotation,
+    ANNOTATION_ADOPT, ANNOTATION_ROTATION_TASK_ID, ANNOTATION_VERSION_ID, DeletionPolicy,
+    SecretRotation,
 };
 use crate::store::model::{DatabaseCredential, Version};
 use crate::validation::{SyncTarget, ValidatedSpec};
@@ -175,6 +176,31 @@ pub fn desired_secret(
     }
 }
 
+/// Whether the operator may write `existing` as `sr`'s synced Secret: it made it for this resource (its
+/// labels name it, or this resource is its controller), or the Secret's owner opted in with
+/// `secretrotator.dev/adopt: "true"`.
+pub fn may_write(sr: &SecretRotation, existing: &Secret) -> bool {
+    let meta = &existing.metadata;
+    let label = |k: &str| {
+        meta.labels
+            .as_ref()
+            .and_then(|l| l.get(k))
+            .map(String::as_str)
+    };
+    let ours = label(LABEL_MANAGED_BY) == Some(MANAGED_BY)
+        && label(LABEL_OWNER) == sr.metadata.name.as_deref();
+    let controlled =
+        meta.owner_references.iter().flatten().any(|o| {
+            o.controller == Some(true) && Some(o.uid.as_str()) == sr.metadata.uid.as_deref()
+        });
+    let adopt = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_ADOPT))
+        .is_some_and(|v| v == "true");
+    ours || controlled || adopt
+}
+
 fn owner_matches(want: &Option<Vec<OwnerReference>>, have: &Option<Vec<OwnerReference>>) -> bool {
     match want {
         None => true,
@@ -321,6 +347,41 @@ mod tests {
                 .owner_references
                 .is_none()
         );
+    }
+
+    #[test]
+    fn only_secrets_made_for_the_resource_or_opted_in_are_written() {
+        let c = sr("rotation: {period: 1d}");
+        let data = desired_data(&checked(&c), &version("v1", "tok")).unwrap();
+        let ours = desired_secret(&c, &checked(&c).sync_target, data, "v1", "");
+        assert!(may_write(&c, &ours));
+        let foreign = Secret {
+            metadata: ObjectMeta {
+                name: Some("orders".into()),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        };
+        assert!(!may_write(&c, &foreign), "a Secret someone else made");
+        let mut other_owner = ours.clone();
+        other_owner.metadata.owner_references = None;
+        other_owner
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(LABEL_OWNER.into(), "another".into());
+        assert!(
+            !may_write(&c, &other_owner),
+            "another SecretRotation's Secret"
+        );
+        let mut opted_in = foreign.clone();
+        opted_in.metadata.annotations =
+            Some([(ANNOTATION_ADOPT.to_owned(), "true".to_owned())].into());
+        assert!(may_write(&c, &opted_in));
+        opted_in.metadata.annotations =
+            Some([(ANNOTATION_ADOPT.to_owned(), "yes".to_owned())].into());
+        assert!(!may_write(&c, &opted_in), "only \"true\" opts in");
     }
 
     #[test]

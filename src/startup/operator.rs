@@ -52,7 +52,12 @@ pub struct RunArgs {
     /// master key. Required with --store csms.
     #[arg(long, env = "SECRET_ROTATOR_HMAC_KEY_FILE")]
     pub hmac_key_file: Option<PathBuf>,
-    /// Namespace policy (YAML `namespaces: {<namespace>: [store secret name patterns]}`).
+    /// The shortest time between two rotations a SecretRotation may ask for (a period, or cron ticks):
+    /// each database rotation is an ALTER and a rolling restart. Shorter ones get `InvalidSpec`.
+    #[arg(long, default_value = "1m", value_parser = parse_period, env = "SECRET_ROTATOR_MIN_ROTATION_PERIOD")]
+    pub min_rotation_period: std::time::Duration,
+    /// Namespace policy (YAML: `namespaces`, `projects`, `databases`, `superusers`, `adoptStoreSecrets`;
+    /// see the README).
     #[arg(long, env = "SECRET_ROTATOR_POLICY_FILE")]
     pub policy_file: Option<PathBuf>,
 }
@@ -90,6 +95,7 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
             creates_missing: args.store.store == StoreKind::Embedded,
             hmac_key,
             policy,
+            min_period: args.min_rotation_period,
             metrics,
         },
         scope: Scope {
@@ -100,6 +106,10 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
     };
     ready.store(true, Ordering::SeqCst);
     operator.lead().await
+}
+
+fn parse_period(text: &str) -> Result<std::time::Duration, String> {
+    crate::planner::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// Resolves once the stop channel says so.
@@ -159,6 +169,7 @@ struct Shared {
     creates_missing: bool,
     hmac_key: zeroize::Zeroizing<Vec<u8>>,
     policy: NamespacePolicy,
+    min_period: std::time::Duration,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -234,6 +245,7 @@ impl Operator {
             creates_missing: parts.creates_missing,
             hmac_key: parts.hmac_key.clone(),
             policy: parts.policy.clone(),
+            min_period: parts.min_period,
             metrics: parts.metrics.clone(),
             events,
             secrets: secrets_reader,

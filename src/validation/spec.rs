@@ -93,6 +93,15 @@ impl Accounts {
         }
     }
 
+    /// Every rotated account.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        match self {
+            Accounts::SingleUser(u) => std::slice::from_ref(u).iter(),
+            Accounts::MultiUser(pair) => pair.iter(),
+        }
+        .map(String::as_str)
+    }
+
     /// The two accounts of MultiUser; none for SingleUser (as the store's rotation config records it).
     pub fn alternating(&self) -> Vec<String> {
         match self {

@@ -89,6 +89,8 @@ impl Operator {
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,secret_rotator=debug")
+            // The tests rotate every few seconds; the operator's default floor is a minute.
+            .env("SECRET_ROTATOR_MIN_ROTATION_PERIOD", "1s")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());

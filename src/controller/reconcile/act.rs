@@ -148,7 +148,14 @@ async fn connection(run: &Run<'_>, db: &Database) -> Result<Arc<dyn PasswordTarg
                 .secret_value(&r.name, &r.password_key)
                 .await?
                 .ok_or_else(|| missing(&r.password_key))?;
-            Some((user.expose_str().unwrap_or_default().to_owned(), pw))
+            let user = user.expose_str().unwrap_or_default().to_owned();
+            if db.accounts.names().any(|a| a == user) {
+                return Err(Failure::Forbidden(format!(
+                    "adminSecretRef: Secret {}/{} holds the credentials of {user}, an account this resource rotates; the operator never rotates the administrator's own account",
+                    run.ns, r.name
+                )));
+            }
+            Some((user, pw))
         }
     };
     let ca_pem = match &db.ca_secret_ref {

@@ -83,7 +83,7 @@ impl<'a> Run<'a> {
 
     /// The steps, in order.
     async fn drive(mut self) -> Result<KubeAction, Error> {
-        let spec = match gate::admit(self.sr, &self.ctx.policy) {
+        let spec = match gate::admit(self.sr, self.ctx) {
             Ok(spec) => spec,
             Err(blocked) => return self.stop(None, Halt::Blocked(blocked)).await,
         };
@@ -280,6 +280,23 @@ impl<'a> Run<'a> {
             .get_or_create(&OperationLabel { operation })
             .observe(start.elapsed().as_secs_f64());
         r
+    }
+
+    /// The Secret named like the synced Secret: from the watch cache (or the operator's own newer apply);
+    /// when those have none, from the apiserver, since the cache holds only the operator's Secrets.
+    async fn synced_secret(&self, spec: &ValidatedSpec) -> Result<Option<Arc<Secret>>, Error> {
+        let name = &spec.sync_target.name;
+        let cached = self.ctx.secrets.get(&self.ns, name).await;
+        if let Some(s) = self.ctx.freshness.secret_view(&self.ns, name, cached) {
+            return Ok(Some(s));
+        }
+        let api: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &self.ns);
+        let found = api.get_opt(name).await.map_err(|source| Error::Kube {
+            action: "reading",
+            object: format!("{}/{name}", self.ns),
+            source,
+        })?;
+        Ok(found.map(Arc::new))
     }
 
     /// One key of a Secret in the resource's namespace.

@@ -2,12 +2,15 @@
 //! embedded store when it is missing.
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
 use tracing::info;
 
 use super::{Blocked, Failure, Halt, Run, Then};
+use crate::api::ANNOTATION_ADOPT;
 use crate::controller::Error;
 use crate::controller::reasons::Reason;
 use crate::controller::status::from_millis;
+use crate::controller::synced::may_write;
 use crate::metrics::ResultLabel;
 use crate::store::model::*;
 use crate::store::{StoreError, StoreResult};
@@ -48,8 +51,23 @@ pub struct Observed {
     pub failure: Option<Failure>,
 }
 
-/// Reads SYSCURRENT; creates the store secret when missing and allowed.
+/// Checks that the synced Secret may be written; reads SYSCURRENT; creates the store secret when missing
+/// and allowed.
 pub async fn observe(run: &Run<'_>, spec: &ValidatedSpec) -> Result<Observed, Halt> {
+    let existing = run.synced_secret(spec).await?;
+    if let Some(s) = &existing
+        && !may_write(run.sr, s)
+    {
+        return Err(Halt::Blocked(Blocked {
+            reason: Reason::SecretNotOwned,
+            message: format!(
+                "Secret {}/{} exists and was not created by secret-rotator for this SecretRotation: nothing is written. Its owner can annotate it {ANNOTATION_ADOPT}=true to hand it over, or set spec.target.name to another name",
+                run.ns, spec.sync_target.name
+            ),
+            announce: true,
+            then: Then::Requeue(std::time::Duration::from_secs(30)),
+        }));
+    }
     let current = match read_current(run, spec).await {
         Ok(c) => c,
         Err(e) if e.is_transient() || e.status() >= 500 => {
@@ -90,7 +108,7 @@ pub async fn observe(run: &Run<'_>, spec: &ValidatedSpec) -> Result<Observed, Ha
             then: Then::AwaitChange,
         }));
     }
-    let adopted = match bootstrap(run, spec).await {
+    let adopted = match bootstrap(run, spec, existing.as_deref()).await {
         Ok(adopted) => adopted,
         Err(f) => {
             return Ok(Observed {
@@ -156,7 +174,11 @@ pub async fn read_current(run: &Run<'_>, spec: &ValidatedSpec) -> StoreResult<Cu
 
 /// Creates the store secret (embedded store). `Ok(true)` when the value was adopted from an existing
 /// synced Secret (the caller then honours rotateOnCreate).
-async fn bootstrap(run: &Run<'_>, spec: &ValidatedSpec) -> Result<bool, Failure> {
+async fn bootstrap(
+    run: &Run<'_>,
+    spec: &ValidatedSpec,
+    synced: Option<&Secret>,
+) -> Result<bool, Failure> {
     let mut req = CreateSecret {
         name: spec.store_secret.to_string(),
         secret_type: Some(spec.secret_type.as_str().to_owned()),
@@ -179,14 +201,18 @@ async fn bootstrap(run: &Run<'_>, spec: &ValidatedSpec) -> Result<bool, Failure>
                 // Unknown: the first rotation sets it through the administrator.
                 String::new()
             } else {
+                // Read only from a Secret the operator may write (made by it, or opted in): the observe
+                // step refused any other.
                 adopted = true;
                 let target = &spec.sync_target.name;
-                run.secret_value(target, "password")
-                    .await?
-                    .and_then(|v| v.expose_str().map(str::to_owned))
+                synced
+                    .and_then(|s| s.data.as_ref())
+                    .and_then(|d| d.get("password"))
+                    .and_then(|b| std::str::from_utf8(&b.0).ok())
                     .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
                     .ok_or_else(|| Failure::NeedsInitialPassword(format!(
-                        "without adminSecretRef the operator needs {first}'s current password: put it under the key password of Secret {}/{target}, or set adminSecretRef",
+                        "without adminSecretRef the operator needs {first}'s current password: put it under the key password of a Secret {}/{target} annotated {ANNOTATION_ADOPT}=true, or set adminSecretRef",
                         run.ns
                     )))?
             };

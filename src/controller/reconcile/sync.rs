@@ -76,15 +76,25 @@ pub async fn sync(
             }
         }
     }
-    let data_changed = existing.as_deref().is_none_or(|e| e.data != desired.data);
-    let restarts = if rotated_task.is_some() && data_changed {
+    // Restart once per new version, whoever made it. Without a record (a new resource, or one from before
+    // the record existed), only a rotation made here restarts, and the current version becomes the record.
+    let restart_due = match run.previous.restarted_version.as_deref() {
+        Some(done) => done != version_id,
+        None => {
+            rotated_task.is_some() && existing.as_deref().is_none_or(|e| e.data != desired.data)
+        }
+    };
+    let restarts = if restart_due {
         restart_all(run, spec).await
     } else {
         Vec::new()
     };
+    let restart_failed = restarts
+        .iter()
+        .any(|r| matches!(r.result, RestartResult::Failed(_)));
     Ok(SyncedState::Holds(Held {
         secret: target.name.clone(),
-        version_id,
+        version_id: version_id.clone(),
         task_id,
         created: from_millis(v.version_metadata.create_time),
         current_user: DatabaseCredential::from_value(&v.value)
@@ -93,6 +103,8 @@ pub async fn sync(
         data_hmac: hmac,
         applied,
         restarts,
+        // A failed restart is tried again at the next reconcile.
+        restarted_version: (!restart_failed).then_some(version_id.clone()),
     }))
 }
 
