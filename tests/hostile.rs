@@ -240,6 +240,12 @@ fn cases() -> Vec<(&'static str, Value, Option<Value>, Expect)> {
             None,
             Condition("SecretRejected", "immutable-taken"),
         ),
+        (
+            "someone-elses-secret",
+            with(|v| v["target"] = json!({"name": "plain-taken"})),
+            None,
+            Condition("SecretNotOwned", "plain-taken"),
+        ),
     ]
 }
 
@@ -250,16 +256,27 @@ async fn hostile_resources_are_refused_or_explained_and_neighbours_keep_rotating
     let ns = TestNamespace::new(&c, "hostile").await;
     let files = OperatorFiles::new();
     let mut op = start_in(&files, &ns.name, &[]);
-    // An immutable Secret of another type, in the way of one target.
+    // An immutable Secret of another type, in the way of one target; its owner opted in to the take-over,
+    // so the apiserver's refusal is what stops it.
     let taken: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "immutable-taken"},
+        "metadata": {"name": "immutable-taken", "annotations": {"secretrotator.dev/adopt": "true"}},
         "type": "kubernetes.io/basic-auth", "immutable": true,
         "stringData": {"username": "u", "password": "p"}
     }))
     .unwrap();
     Api::<Secret>::namespaced(c.clone(), &ns.name)
         .create(&PostParams::default(), &taken)
+        .await
+        .unwrap();
+    // Someone else's Secret, whose owner did not opt in: the operator writes nothing.
+    let plain: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "plain-taken"},
+        "stringData": {"value": "theirs"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(c.clone(), &ns.name)
+        .create(&PostParams::default(), &plain)
         .await
         .unwrap();
     apply_sr(
