@@ -472,3 +472,57 @@ async fn mariadb_tls_modes() {
     })
     .await;
 }
+
+/// SingleUser without an administrator: the operator adopts the account's current password from the
+/// synced Secret only when that Secret's owner opted in, then rotates it as the account itself.
+#[tokio::test]
+async fn the_initial_password_is_adopted_only_from_an_opted_in_secret() {
+    let db = Db::start("postgresql");
+    db.create_user("selfapp", "initial-self-pw").await;
+    let c = client().await;
+    install_crd(&c).await;
+    let ns = TestNamespace::new(&c, "db-adopt").await;
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), &ns.name);
+    let initial: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "self-db"},
+        "stringData": {"password": "initial-self-pw"}
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &initial)
+        .await
+        .unwrap();
+    let files = OperatorFiles::new();
+    let _op = start_in(&files, &ns.name, &[]);
+    let sr = format!(
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: self-db\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database:\n    engine: postgresql\n    host: 127.0.0.1\n    port: {}\n    username: selfapp\n    tls: {{mode: disable}}\n",
+        db.port()
+    );
+    apply_sr(&c, &ns.name, &sr).await;
+    wait_ready(&c, &ns.name, "self-db", "False", "SecretNotOwned", 30).await;
+    assert_eq!(
+        secret_text(&secrets.get("self-db").await.unwrap(), "password"),
+        "initial-self-pw",
+        "nothing was written to a Secret whose owner did not opt in"
+    );
+
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {"secretrotator.dev/adopt": "true"}}});
+    secrets
+        .patch(
+            "self-db",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    annotate(&c, &ns.name, "self-db", "secretrotator.dev/rotate-now", "1").await;
+    wait_version(&c, &ns.name, "self-db", "v2", 60).await;
+    let (user, p2) = synced(&c, &ns.name, "self-db", "v2").await;
+    assert_eq!(user, "selfapp");
+    assert!(
+        db.login("selfapp", &p2).await,
+        "the rotated password logs in"
+    );
+    assert!(!db.login("selfapp", "initial-self-pw").await);
+}
