@@ -95,13 +95,15 @@ fn the_official_python_sdk_works_against_serve() {
         "SDK script failed:\n{stdout}\n{}\nserver log:\n{log}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.matches("ok: ").count(), 11, "{stdout}");
+    assert_eq!(stdout.matches("ok: ").count(), 15, "{stdout}");
     // Neither the secret key nor the values reach the server's log.
     for needle in [
         "sdk-test-secret-key-0123456789",
         "first-value",
         "second-value",
         "initial-pw",
+        "signed-value",
+        "forged-value",
     ] {
         assert!(!log.contains(needle), "the server log contains {needle}");
     }

@@ -21,6 +21,8 @@ pub const ALGORITHM: &str = "SDK-HMAC-SHA256";
 pub const HEADER_DATE: &str = "X-Sdk-Date";
 /// The header that replaces the body hash.
 pub const HEADER_CONTENT_SHA256: &str = "X-Sdk-Content-Sha256";
+/// The value of [`HEADER_CONTENT_SHA256`] that leaves the body out of the signature.
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 /// SHA-256 of the empty string.
 pub const EMPTY_HASH: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 /// The format of `X-Sdk-Date`.

@@ -168,14 +168,34 @@ pub struct RequestParts<'a> {
     pub body: &'a [u8],
 }
 
-/// Checks a request's credentials.
-pub fn authenticate(
-    file: &AuthFile,
-    req: &RequestParts<'_>,
+/// The outcome of checking a request's headers, before its body is read.
+pub enum HeaderCheck<'f> {
+    /// A token request: authenticated.
+    Done(Principal),
+    /// A signed request from a known access key, its date within the skew: the signature still has to be
+    /// checked over the body.
+    Signed {
+        /// The access key.
+        key: &'f AccessKeyEntry,
+        /// The parsed Authorization header.
+        parsed: signer::Authorization,
+        /// Its X-Sdk-Date.
+        date: jiff::Timestamp,
+        /// The X-Sdk-Date as sent (what the signature covers).
+        date_text: String,
+    },
+}
+
+/// Checks a request's credentials as far as its headers go: a token is decided here; a signature is
+/// accepted for checking only from a known access key, with a fresh date and host and date signed. The
+/// body is read only after this, so an unauthenticated client cannot make the server buffer one.
+pub fn check_headers<'f, 'h>(
+    file: &'f AuthFile,
+    header: &'h dyn Fn(&str) -> Option<&'h str>,
     now: jiff::Timestamp,
     max_skew_secs: i64,
-) -> Result<Principal, AuthError> {
-    if let Some(token) = (req.header)("x-auth-token") {
+) -> Result<HeaderCheck<'f>, AuthError> {
+    if let Some(token) = header("x-auth-token") {
         // Compare against every entry, so timing does not tell which one (or whether any) matched.
         let mut found = None;
         for (i, t) in file.tokens.iter().enumerate() {
@@ -184,19 +204,21 @@ pub fn authenticate(
             }
         }
         return found
-            .map(|i| Principal {
-                name: format!("token#{i}"),
-                projects: file.tokens[i].projects.clone(),
-                signature: None,
+            .map(|i| {
+                HeaderCheck::Done(Principal {
+                    name: format!("token#{i}"),
+                    projects: file.tokens[i].projects.clone(),
+                    signature: None,
+                })
             })
             .ok_or(AuthError::BadToken);
     }
-    let Some(authz) = (req.header)("authorization") else {
+    let Some(authz) = header("authorization") else {
         return Err(AuthError::Missing);
     };
     let parsed =
         signer::parse_authorization(authz).map_err(|e| AuthError::Malformed(e.to_string()))?;
-    let date = (req.header)("x-sdk-date").ok_or(AuthError::Skew(max_skew_secs))?;
+    let date = header("x-sdk-date").ok_or(AuthError::Skew(max_skew_secs))?;
     let t = signer::parse_date(date).ok_or(AuthError::Skew(max_skew_secs))?;
     if (now.as_second() - t.as_second()).abs() > max_skew_secs {
         return Err(AuthError::Skew(max_skew_secs));
@@ -213,23 +235,84 @@ pub fn authenticate(
         .iter()
         .find(|k| bool::from(k.ak.as_bytes().ct_eq(parsed.access.as_bytes())))
         .ok_or(AuthError::BadSignature)?;
+    Ok(HeaderCheck::Signed {
+        key,
+        parsed,
+        date: t,
+        date_text: date.to_owned(),
+    })
+}
+
+/// Checks a signature over the whole request, body included. `X-Sdk-Content-Sha256` stands in for the
+/// body's hash only when it is itself signed, and then it must be the body's SHA-256; `UNSIGNED-PAYLOAD`
+/// is accepted only on reads.
+pub fn check_signature(
+    key: &AccessKeyEntry,
+    parsed: &signer::Authorization,
+    (date, date_text): (jiff::Timestamp, &str),
+    req: &RequestParts<'_>,
+    max_skew_secs: i64,
+) -> Result<Principal, AuthError> {
+    const CONTENT_SHA: &str = "x-sdk-content-sha256";
+    let signed_sha = parsed.signed_headers.iter().any(|h| h == CONTENT_SHA);
+    if signed_sha && let Some(claimed) = (req.header)(CONTENT_SHA) {
+        let write = !matches!(req.method, "GET" | "HEAD");
+        if claimed == signer::UNSIGNED_PAYLOAD {
+            if write {
+                return Err(AuthError::Malformed(
+                    "X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD is refused on writes; sign the body"
+                        .into(),
+                ));
+            }
+        } else if !req.body.is_empty()
+            && !claimed.eq_ignore_ascii_case(&signer::sha256_hex(req.body))
+        {
+            return Err(AuthError::BadSignature);
+        }
+    }
+    // An unsigned X-Sdk-Content-Sha256 is not the sender's word: the body's own hash is signed instead.
+    let lookup = |name: &str| {
+        if name == CONTENT_SHA && !signed_sha {
+            None
+        } else {
+            (req.header)(name)
+        }
+    };
     let canonical = signer::canonical_request(
         req.method,
         req.path,
         req.query,
         &parsed.signed_headers,
-        req.header,
+        lookup,
         req.body,
     );
-    let expected = signer::sign(key.sk.as_bytes(), date, &canonical);
+    let expected = signer::sign(key.sk.as_bytes(), date_text, &canonical);
     if bool::from(expected.as_bytes().ct_eq(parsed.signature.as_bytes())) {
         Ok(Principal {
             name: key.ak.clone(),
             projects: key.projects.clone(),
-            signature: Some((parsed.signature.clone(), t.as_second() + max_skew_secs)),
+            signature: Some((parsed.signature.clone(), date.as_second() + max_skew_secs)),
         })
     } else {
         Err(AuthError::BadSignature)
+    }
+}
+
+/// Checks a request's credentials, headers and body together.
+pub fn authenticate(
+    file: &AuthFile,
+    req: &RequestParts<'_>,
+    now: jiff::Timestamp,
+    max_skew_secs: i64,
+) -> Result<Principal, AuthError> {
+    match check_headers(file, req.header, now, max_skew_secs)? {
+        HeaderCheck::Done(p) => Ok(p),
+        HeaderCheck::Signed {
+            key,
+            parsed,
+            date,
+            date_text,
+        } => check_signature(key, &parsed, (date, &date_text), req, max_skew_secs),
     }
 }
 

@@ -87,6 +87,33 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The project segment of `/v1/{project}/...`.
+/// How long a client may take to send its body, once its headers are in.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a client may take to send a request's headers.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The body, bounded in size and in time.
+async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes, Response> {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::BODY_TOO_LARGE,
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            codes::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} seconds",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response()),
+    }
+}
+
 fn project_of(path: &str) -> Option<&str> {
     let mut parts = path.split('/');
     (parts.next() == Some("") && parts.next() == Some("v1"))
@@ -97,31 +124,39 @@ fn project_of(path: &str) -> Option<&str> {
 /// Buffers the body (bounded), authenticates, and checks the project.
 async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                codes::BODY_TOO_LARGE,
-                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-            )
-            .into_response();
-        }
-    };
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let path = parts.uri.path();
-    let result = auth::authenticate(
-        &st.auth,
-        &RequestParts {
-            method: parts.method.as_str(),
-            path,
-            query: parts.uri.query(),
-            header: &header,
-            body: &bytes,
+    let now = jiff::Timestamp::now();
+    // Headers first: nothing of an unauthenticated request's body is read.
+    let checked = auth::check_headers(&st.auth, &header, now, st.max_skew_secs);
+    let bytes = match &checked {
+        Err(_) => bytes::Bytes::new(),
+        Ok(_) => match read_body(body).await {
+            Ok(b) => b,
+            Err(refusal) => return refusal,
         },
-        jiff::Timestamp::now(),
-        st.max_skew_secs,
-    );
+    };
+    let result = checked.and_then(|c| match c {
+        auth::HeaderCheck::Done(p) => Ok(p),
+        auth::HeaderCheck::Signed {
+            key,
+            parsed,
+            date,
+            date_text,
+        } => auth::check_signature(
+            key,
+            &parsed,
+            (date, &date_text),
+            &RequestParts {
+                method: parts.method.as_str(),
+                path,
+                query: parts.uri.query(),
+                header: &header,
+                body: &bytes,
+            },
+            st.max_skew_secs,
+        ),
+    });
     let principal = match result {
         Ok(p)
             if p.signature.as_ref().is_some_and(|(sig, expires)| {
@@ -215,11 +250,16 @@ pub async fn serve(
         .map_err(|source| ServeError::Io { addr, source })?;
     match tls {
         None => {
-            let l = tokio::net::TcpListener::from_std(listener)
+            let mut server = axum_server::from_tcp(listener)
                 .map_err(|source| ServeError::Io { addr, source })?;
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(HEADER_TIMEOUT);
             info!(%addr, "CSMS API listening (plain HTTP)");
-            axum::serve(l, app)
-                .with_graceful_shutdown(shutdown)
+            server
+                .handle(shutdown_handle(shutdown))
+                .serve(app.into_make_service())
                 .await
                 .map_err(|source| ServeError::Io { addr, source })
         }
@@ -233,19 +273,31 @@ pub async fn serve(
                         key: files.key.display().to_string(),
                         message: e.to_string(),
                     })?;
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-            });
+            let mut server = axum_server::from_tcp_rustls(listener, config)
+                .map_err(|source| ServeError::Io { addr, source })?;
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(HEADER_TIMEOUT);
             info!(%addr, "CSMS API listening (TLS)");
-            axum_server::from_tcp_rustls(listener, config)
-                .map_err(|source| ServeError::Io { addr, source })?
-                .handle(handle)
+            server
+                .handle(shutdown_handle(shutdown))
                 .serve(app.into_make_service())
                 .await
                 .map_err(|source| ServeError::Io { addr, source })
         }
     }
+}
+
+/// A handle that shuts the server down gracefully (10 s at most) once `shutdown` resolves.
+fn shutdown_handle(
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> axum_server::Handle<SocketAddr> {
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    handle
 }

@@ -21,6 +21,8 @@ pub mod codes {
     pub const BODY_TOO_LARGE: &str = "CSMS.0008";
     /// The method is not allowed on this path.
     pub const METHOD_NOT_ALLOWED: &str = "CSMS.0009";
+    /// A client took too long to send its request.
+    pub const REQUEST_TIMEOUT: &str = "CSMS.0408";
     /// No credentials, or bad ones.
     pub const UNAUTHORIZED: &str = "CSMS.0401";
     /// Valid credentials without access to the project.

@@ -65,4 +65,49 @@ try:
 except exceptions.ClientRequestException as e:
     check(e.status_code == 404 and e.error_code == "CSMS.0005", "missing secret is 404 CSMS.0005")
 
+# The SDK's own signer on a raw write: sent as signed it is accepted; replayed with another body, claiming the
+# first body's hash in an unsigned X-Sdk-Content-Sha256, it is refused; UNSIGNED-PAYLOAD on a write is refused.
+import hashlib
+import urllib.error
+import urllib.request
+from urllib.parse import urlparse
+
+from huaweicloudsdkcore.sdk_request import SdkRequest
+from huaweicloudsdkcore.signer.signer import Signer
+
+
+def signed_write(body, content_type="application/json;charset=UTF-8"):
+    u = urlparse(endpoint)
+    req = SdkRequest(method="POST", schema=u.scheme, host=u.netloc,
+                     resource_path=f"/v1/{project}/secrets/sdk-common/versions",
+                     query_params=[], header_params={"Content-Type": content_type, "X-Project-Id": project}, body=body)
+    return Signer(creds).sign(req)
+
+
+def send(req, body, extra=None):
+    headers = dict(req.header_params)
+    headers.update(extra or {})
+    r = urllib.request.Request(endpoint + req.uri, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(r) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+first = json.dumps({"secret_string": "signed-value"}).encode()
+req = signed_write(first)
+status, _ = send(req, first)
+check(status == 200, f"a write signed by the SDK's signer is accepted ({status})")
+other = json.dumps({"secret_string": "forged-value"}).encode()
+status, body = send(req, other, {"X-Sdk-Content-Sha256": hashlib.sha256(first).hexdigest()})
+check(status == 401 and body.get("error", {}).get("error_code") == "CSMS.0401",
+      f"the same signature with another body and an unsigned content hash is refused ({status})")
+latest = client.show_secret_version(ShowSecretVersionRequest(secret_name="sdk-common", version_id="latest"))
+check(latest.version.secret_string == "signed-value", "the forged body wrote nothing")
+req = signed_write(first, content_type="text/plain")
+status, _ = send(req, first)
+check(status == 401 and req.header_params.get("X-Sdk-Content-Sha256") == "UNSIGNED-PAYLOAD",
+      f"UNSIGNED-PAYLOAD on a write is refused ({status})")
+
 print("sdk interop: all steps passed", flush=True)
