@@ -285,3 +285,111 @@ async fn restarts_follow_the_version_even_after_a_crash_between_store_and_secret
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(restarted_at().await, Some(first), "one restart per version");
 }
+
+#[tokio::test]
+async fn a_store_secret_stays_with_the_resource_that_made_it() {
+    let c = client().await;
+    install_crd(&c).await;
+    let ns = TestNamespace::new(&c, "trust-claim").await;
+    let files = OperatorFiles::new();
+    let mut op = start_in(&files, &ns.name, &[]);
+    apply_sr(
+        &c,
+        &ns.name,
+        &common("db", "  target: {deletionPolicy: Retain}\n"),
+    )
+    .await;
+    wait_version(&c, &ns.name, "db", "v1", 30).await;
+    // The resource goes (as it would with its namespace); a new one of the same name comes.
+    let srs: Api<secret_rotator::api::SecretRotation> = Api::namespaced(c.clone(), &ns.name);
+    srs.delete("db", &Default::default()).await.unwrap();
+    eventually(30, "the old resource gone", || async {
+        srs.get_opt("db").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    apply_sr(&c, &ns.name, &common("db", "  target: {name: db-new}\n")).await;
+    let sr = wait_ready(&c, &ns.name, "db", "False", "StoreSecretClaimed", 30).await;
+    assert!(
+        ready_message(&sr).contains("adoptStoreSecrets"),
+        "{}",
+        ready_message(&sr)
+    );
+    assert!(
+        get_secret(&c, &ns.name, "db-new").await.is_none(),
+        "nothing of the old value was synced"
+    );
+    op.stop();
+
+    // The operator's policy lets this namespace adopt it: the new resource claims it.
+    let policy = files.dir.path().join("policy.yaml");
+    std::fs::write(&policy, format!("adoptStoreSecrets: [{}]\n", ns.name)).unwrap();
+    let policy_arg = format!("--policy-file={}", policy.display());
+    let _op = Operator::start(
+        &control_plane().kubeconfig,
+        &files,
+        &ns.name,
+        &["--leader-election=false", &policy_arg],
+        &[],
+    );
+    wait_ready(&c, &ns.name, "db", "True", "Synced", 30).await;
+    assert!(get_secret(&c, &ns.name, "db-new").await.is_some());
+}
+
+#[tokio::test]
+async fn a_spec_that_no_longer_describes_its_store_secret_gets_a_condition() {
+    let c = client().await;
+    install_crd(&c).await;
+    let ns = TestNamespace::new(&c, "trust-edit").await;
+    let files = OperatorFiles::new();
+    let _op = start_in(&files, &ns.name, &[]);
+    create_secret(
+        &c,
+        &ns.name,
+        "db-admin",
+        serde_json::json!({"username": "dba", "password": "admin-pw-not-used"}),
+    )
+    .await;
+    let db = "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: app\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database:\n    engine: postgresql\n    host: 127.0.0.1\n    port: 1\n    username: app_a\n    adminSecretRef: {name: db-admin}\n    tls: {mode: disable}\n";
+    // The database is unreachable (port 1): the first rotation fails, but the store secret exists.
+    apply_sr(&c, &ns.name, db).await;
+    wait_ready(&c, &ns.name, "app", "False", "RotationFailed", 30).await;
+    // A MultiUser edit of a SingleUser secret, and a COMMON edit of a database secret, are refused. Edited
+    // as `kubectl edit` would, with merge patches (a merge patch deletes a field set to null).
+    let srs: Api<secret_rotator::api::SecretRotation> = Api::namespaced(c.clone(), &ns.name);
+    let patch = serde_json::json!({"spec": {"database": {"mode": "MultiUser", "username": null, "usernames": ["app_a", "app_b"]}}});
+    srs.patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let sr = wait_ready(&c, &ns.name, "app", "False", "StoreSecretMismatch", 30).await;
+    assert!(
+        ready_message(&sr).contains("mode"),
+        "{}",
+        ready_message(&sr)
+    );
+    let patch = serde_json::json!({"spec": {"secretType": "COMMON", "database": null}});
+    srs.patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait_ready(&c, &ns.name, "app", "False", "StoreSecretMismatch", 30).await;
+    let sr = eventually(30, "the COMMON edit refused", || async {
+        let sr = get_sr(&c, &ns.name, "app").await;
+        ready_message(&sr).contains("is RDS-FG").then_some(sr)
+    })
+    .await;
+    let ready = sr
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "StoreSecretMismatch")
+    );
+    // Nothing overwrote the credential: the store's current value is still a database credential.
+    assert!(
+        get_secret(&c, &ns.name, "app").await.is_none(),
+        "no synced Secret was written"
+    );
+}

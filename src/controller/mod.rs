@@ -1,5 +1,6 @@
 //! The operator: kube-runtime wiring around a thin reconcile.
 
+pub mod claim;
 pub mod events;
 pub mod failure;
 pub mod freshness;

@@ -22,6 +22,11 @@ pub enum Reason {
     /// Ready: a Secret with the synced Secret's name exists that the operator did not create and whose
     /// owner did not opt in (`secretrotator.dev/adopt: "true"`); nothing is written.
     SecretNotOwned,
+    /// Ready: the store secret belongs to another SecretRotation (for example one deleted with its
+    /// namespace); nothing is read or rotated.
+    StoreSecretClaimed,
+    /// Ready: the store secret is not what the spec describes (another secret type, mode or accounts).
+    StoreSecretMismatch,
     /// Ready: the database credentials or CA cannot be read.
     ConfigurationMissing,
     /// Ready: a database secret without an administrator needs its current password.
@@ -56,6 +61,8 @@ impl Reason {
             Reason::RotationFailed => "RotationFailed",
             Reason::SecretRejected => "SecretRejected",
             Reason::SecretNotOwned => "SecretNotOwned",
+            Reason::StoreSecretClaimed => "StoreSecretClaimed",
+            Reason::StoreSecretMismatch => "StoreSecretMismatch",
             Reason::ConfigurationMissing => "ConfigurationMissing",
             Reason::NeedsInitialPassword => "NeedsInitialPassword",
             Reason::Suspended => "Suspended",

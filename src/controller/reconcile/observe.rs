@@ -8,6 +8,7 @@ use tracing::info;
 use super::{Blocked, Failure, Halt, Run, Then};
 use crate::api::ANNOTATION_ADOPT;
 use crate::controller::Error;
+use crate::controller::claim::{self, Claim};
 use crate::controller::reasons::Reason;
 use crate::controller::status::from_millis;
 use crate::controller::synced::may_write;
@@ -81,6 +82,7 @@ pub async fn observe(run: &Run<'_>, spec: &ValidatedSpec) -> Result<Observed, Ha
         Err(e) => return Err(Halt::Failed(Box::new(reading(spec, e)))),
     };
     if !matches!(current, Current::Missing) {
+        check_store_secret(run, spec, &current).await?;
         return Ok(Observed {
             current,
             adopted: false,
@@ -141,6 +143,63 @@ pub async fn observe(run: &Run<'_>, spec: &ValidatedSpec) -> Result<Observed, Ha
     })
 }
 
+/// The store secret belongs to this resource (claiming it when nobody has) and is still what the spec
+/// describes.
+async fn check_store_secret(
+    run: &Run<'_>,
+    spec: &ValidatedSpec,
+    current: &Current,
+) -> Result<(), Halt> {
+    let project = run.project(spec);
+    let name = spec.store_secret.as_str();
+    let secret = run
+        .timed("show_secret", run.ctx.store.show_secret(&project, name))
+        .await
+        .map_err(|e| reading(spec, e))?;
+    let uid = run.sr.metadata.uid.as_deref().unwrap_or_default();
+    let claim = match claim::claim(&secret, uid) {
+        Claim::Ours => None,
+        Claim::Unclaimed => Some(None),
+        Claim::Other(owner) if run.ctx.policy.adopts_store_secrets(&run.ns) => Some(Some(owner)),
+        Claim::Other(owner) => {
+            return Err(Halt::Blocked(Blocked {
+                reason: Reason::StoreSecretClaimed,
+                message: format!(
+                    "store secret {name} belongs to another SecretRotation (uid {owner}); a resource deleted with its namespace leaves its store secret behind. Delete the store secret, address another one with spec.secretName, or let the operator's policy allow this namespace to adopt it (adoptStoreSecrets)"
+                ),
+                announce: true,
+                then: Then::AwaitChange,
+            }));
+        }
+    };
+    let current_credential = match current {
+        Current::Usable(v) => DatabaseCredential::from_value(&v.value),
+        _ => None,
+    };
+    if let Some(why) = claim::mismatch(spec, &secret, current_credential.as_ref()) {
+        return Err(Halt::Blocked(Blocked {
+            reason: Reason::StoreSecretMismatch,
+            message: why,
+            announce: true,
+            then: Then::AwaitChange,
+        }));
+    }
+    if let Some(previous) = claim {
+        let req = UpdateSecret {
+            description: Some(claim::description(&run.ns, &run.name, uid)),
+            ..UpdateSecret::default()
+        };
+        run.timed(
+            "update_secret",
+            run.ctx.store.update_secret(&project, name, req),
+        )
+        .await
+        .map_err(|e| reading(spec, e))?;
+        info!(secret = %name, previous_owner = previous.unwrap_or("none"), "claimed the store secret");
+    }
+    Ok(())
+}
+
 /// A store read that failed unexpectedly.
 pub fn reading(spec: &ValidatedSpec, source: StoreError) -> Error {
     Error::Store {
@@ -182,9 +241,10 @@ async fn bootstrap(
     let mut req = CreateSecret {
         name: spec.store_secret.to_string(),
         secret_type: Some(spec.secret_type.as_str().to_owned()),
-        description: Some(format!(
-            "managed by secret-rotator for SecretRotation {}",
-            run.object()
+        description: Some(claim::description(
+            &run.ns,
+            &run.name,
+            run.sr.metadata.uid.as_deref().unwrap_or_default(),
         )),
         ..CreateSecret::default()
     };
