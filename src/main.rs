@@ -114,6 +114,9 @@ struct StoreArgs {
     /// Embedded store: the master key file, base64 of 32 bytes (`openssl rand -base64 32`), mode 0600.
     #[arg(long, env = "SECRET_ROTATOR_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    /// Embedded store: a Secret (key `master.key`) in POD_NAMESPACE holding the master key; created once with a new random key when absent, then written to --master-key-file (an in-memory volume).
+    #[arg(long, env = "SECRET_ROTATOR_MASTER_KEY_SECRET")]
+    master_key_secret: Option<String>,
     /// Embedded store: deprecated versions kept per secret.
     #[arg(long, default_value_t = secret_rotator::store::embedded::DEFAULT_HISTORY_LIMIT)]
     history_limit: usize,
@@ -291,6 +294,9 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
 async fn run(args: RunArgs) -> Result<(), BoxError> {
     use secret_rotator::controller::{self, Context, Scope, leader, policy::NamespacePolicy};
     use std::sync::atomic::{AtomicBool, Ordering};
+    let (key_secret, key_file) = (&args.store.master_key_secret, &args.store.master_key_file);
+    secret_rotator::master_key_secret::ensure_from_env(key_secret.as_deref(), key_file.as_deref())
+        .await?;
 
     let hmac_key = match (&args.hmac_key_file, args.store.store) {
         (Some(p), _) => {
