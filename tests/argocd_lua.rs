@@ -189,12 +189,7 @@ async fn the_readme_health_check_and_rotate_now_action_on_real_objects() {
 
     wait_ready(&c, n, "api", "True", "Synced", 60).await;
     let ready = object(&c, n, "api").await;
-    assert_eq!(
-        health(&check, &ready).0,
-        "Healthy",
-        "{}",
-        ready["status"]
-    );
+    assert_eq!(health(&check, &ready).0, "Healthy", "{}", ready["status"]);
 
     wait_ready(&c, n, "bad-spec", "False", "InvalidSpec", 60).await;
     let invalid = object(&c, n, "bad-spec").await;
@@ -205,15 +200,19 @@ async fn the_readme_health_check_and_rotate_now_action_on_real_objects() {
     wait_ready(&c, n, "db", "False", "RotationFailed", 90).await;
     let failed = object(&c, n, "db").await;
     assert_eq!(ready_reason(&failed), "RotationFailed");
-    assert_eq!(health(&check, &failed).0, "Degraded", "{}", failed["status"]);
+    assert_eq!(
+        health(&check, &failed).0,
+        "Degraded",
+        "{}",
+        failed["status"]
+    );
 
     // A stale observedGeneration: the spec changed while the operator was away.
     op.stop();
     kubectl_patch_period(n, "api", "60d");
     let stale = object(&c, n, "api").await;
     assert_ne!(
-        stale["status"]["observedGeneration"],
-        stale["metadata"]["generation"],
+        stale["status"]["observedGeneration"], stale["metadata"]["generation"],
         "{stale}"
     );
     assert_eq!(health(&check, &stale).0, "Progressing");
@@ -223,7 +222,10 @@ async fn the_readme_health_check_and_rotate_now_action_on_real_objects() {
         "local obj = {}\nlocal function discover(obj)\n{discovery}\nend\nlocal a = discover(obj)\nfor name, d in pairs(a) do io.write(name, \" \", tostring(d.disabled == true), \"\\n\") end\n",
         lua_value(&stale)
     ));
-    assert!(offered.lines().any(|l| l == "rotate-now false"), "{offered}");
+    assert!(
+        offered.lines().any(|l| l == "rotate-now false"),
+        "{offered}"
+    );
     let annotated = lua(&format!(
         "local obj = {}\nlocal function act(obj)\n{action}\nend\nlocal r = act(obj)\nio.write(r.metadata.annotations[\"secretrotator.dev/rotate-now\"], \"\\n\", r.spec.rotation.period, \"\\n\", r.metadata.name)\n",
         lua_value(&stale)

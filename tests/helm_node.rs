@@ -86,7 +86,10 @@ async fn wait_pod_ready(ns: &str, selector: &str, not: &[String], secs: u64) -> 
     loop {
         let pods = json(&["get", "pods", "-n", ns, "-l", selector]);
         for p in pods["items"].as_array().into_iter().flatten() {
-            let name = p["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            let name = p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let ready = p["status"]["conditions"]
                 .as_array()
                 .into_iter()
@@ -201,10 +204,7 @@ async fn helm_install_runs_the_operator_pod_end_to_end() {
         "the chart's default image is what scripts/image builds"
     );
     let pod1 = wait_pod_ready(ns, selector, &[], 240).await;
-    eprintln!(
-        "operator pod {pod1} Ready after {:?}",
-        started.elapsed()
-    );
+    eprintln!("operator pod {pod1} Ready after {:?}", started.elapsed());
 
     // As the node runs it: uid 65532, no capabilities, seccomp filter, no_new_privs, read-only root.
     let (uid, cap_eff, seccomp, nnp, root) = process_facts(ns, &pod1);
@@ -254,7 +254,8 @@ async fn helm_install_runs_the_operator_pod_end_to_end() {
     let audit = std::fs::read_to_string(node.state.join("audit.log")).expect("the audit log");
     let sa_user = format!("system:serviceaccount:{ns}:rotator-secret-rotator");
     let from_pod = audit.lines().any(|l| {
-        l.contains(&format!("\"username\":\"{sa_user}\"")) && l.contains("\"sourceIPs\":[\"10.244.0.")
+        l.contains(&format!("\"username\":\"{sa_user}\""))
+            && l.contains("\"sourceIPs\":[\"10.244.0.")
     });
     assert!(
         from_pod,
@@ -294,7 +295,14 @@ async fn helm_install_runs_the_operator_pod_end_to_end() {
         "-p",
         r#"{"spec":{"restartTargets":[{"kind":"Deployment","name":"payments-api"}]}}"#,
     ]);
-    annotate(&c, app, "payments-api-key", "secretrotator.dev/rotate-now", "1").await;
+    annotate(
+        &c,
+        app,
+        "payments-api-key",
+        "secretrotator.dev/rotate-now",
+        "1",
+    )
+    .await;
     let sr = wait_version(&c, app, "payments-api-key", "v2", 60).await;
     let rotated_at = sr
         .status
@@ -319,7 +327,9 @@ async fn helm_install_runs_the_operator_pod_end_to_end() {
         (!names.contains(&app_pod1)).then_some(())
     })
     .await;
-    let synced2 = get_secret(&c, app, "payments-api-key").await.expect("synced");
+    let synced2 = get_secret(&c, app, "payments-api-key")
+        .await
+        .expect("synced");
     let value2 = secret_text(&synced2, "api-key");
     assert_ne!(value1, value2, "the rotation changed the value");
     eprintln!("restart target rolled: {app_pod1} -> {app_pod2}");
@@ -347,7 +357,9 @@ async fn helm_install_runs_the_operator_pod_end_to_end() {
     assert_eq!(s.last_rotation_time, Some(rotated_at.clone()));
     assert_eq!(
         secret_text(
-            &get_secret(&c, app, "payments-api-key").await.expect("synced"),
+            &get_secret(&c, app, "payments-api-key")
+                .await
+                .expect("synced"),
             "api-key"
         ),
         value2
@@ -367,24 +379,41 @@ async fn helm_install_runs_the_operator_pod_end_to_end() {
     let pod3 = wait_pod_ready(ns, selector, &[pod1.clone(), pod2.clone()], 240).await;
     let args = json(&["get", "pod", "-n", ns, &pod3])["spec"]["containers"][0]["args"].to_string();
     assert!(args.contains("--concurrency=3"), "{args}");
-    let key3 = secrets.get(key_name).await.expect("key Secret").data.expect("data")["master.key"]
+    let key3 = secrets
+        .get(key_name)
+        .await
+        .expect("key Secret")
+        .data
+        .expect("data")["master.key"]
         .0
         .clone();
     assert!(key1 == key3, "the master key changed on upgrade");
-    annotate(&c, app, "payments-api-key", "secretrotator.dev/rotate-now", "2").await;
+    annotate(
+        &c,
+        app,
+        "payments-api-key",
+        "secretrotator.dev/rotate-now",
+        "2",
+    )
+    .await;
     wait_version(&c, app, "payments-api-key", "v3", 60).await;
     let logs3 = pod_logs(ns, &pod3);
     assert_eq!(opened_key_id(&logs3).as_deref(), Some(key_id.as_str()));
 
     // No secret value in any log.
     let value3 = secret_text(
-        &get_secret(&c, app, "payments-api-key").await.expect("synced"),
+        &get_secret(&c, app, "payments-api-key")
+            .await
+            .expect("synced"),
         "api-key",
     );
     let key_text = String::from_utf8(key1).expect("key text");
     for (pod, logs) in [(&pod1, &logs1), (&pod2, &logs2), (&pod3, &logs3)] {
         for v in [&value1, &value2, &value3, &key_text] {
-            assert!(!logs.contains(v.trim()), "a secret value in the log of {pod}");
+            assert!(
+                !logs.contains(v.trim()),
+                "a secret value in the log of {pod}"
+            );
         }
     }
     eprintln!("helm node test passed in {:?}", started.elapsed());
@@ -444,7 +473,10 @@ async fn gitops_template_and_apply_twice_keep_the_key_and_the_store() {
 
     // The next sync: rendered and applied again, then the operator restarts.
     let second = render();
-    assert_eq!(first, second, "two renders of the same chart and values differ");
+    assert_eq!(
+        first, second,
+        "two renders of the same chart and values differ"
+    );
     let applied = kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &second);
     assert!(
         !applied.contains("deployment.apps/gitops-secret-rotator configured"),
@@ -452,7 +484,12 @@ async fn gitops_template_and_apply_twice_keep_the_key_and_the_store() {
     );
     kubectl_ok(&["delete", "pod", "-n", ns, &pod1, "--wait=true"]);
     let pod2 = wait_pod_ready(ns, selector, &[pod1.clone()], 240).await;
-    let key2 = secrets.get(key_name).await.expect("key").data.expect("data")["master.key"]
+    let key2 = secrets
+        .get(key_name)
+        .await
+        .expect("key")
+        .data
+        .expect("data")["master.key"]
         .0
         .clone();
     assert!(key1 == key2, "the master key changed across syncs");

@@ -108,7 +108,10 @@ pub fn image_archive(kind: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().expect("scripts/image printed no path");
+    let last = stdout
+        .lines()
+        .last()
+        .expect("scripts/image printed no path");
     PathBuf::from(last.trim())
 }
 
@@ -120,7 +123,11 @@ pub fn image_name(archive: &Path) -> String {
         .arg("index.json")
         .output()
         .expect("running tar");
-    assert!(out.status.success(), "{} has no index.json", archive.display());
+    assert!(
+        out.status.success(),
+        "{} has no index.json",
+        archive.display()
+    );
     let index: serde_json::Value = serde_json::from_slice(&out.stdout).expect("index.json is JSON");
     index["manifests"][0]["annotations"]["io.containerd.image.name"]
         .as_str()
