@@ -339,7 +339,7 @@ async fn helm_install_runs_the_operator_pod_end_to_end() {
     kubectl_ok(&["delete", "pod", "-n", ns, &pod1, "--wait=true"]);
     let pod2 = wait_pod_ready(ns, selector, &[pod1.clone()], 240).await;
     eventually(60, "the replacement to open the store", || async {
-        opened_key_id(&pod_logs(ns, &pod2)).then_some(())
+        opened_key_id(&pod_logs(ns, &pod2)).map(|_| ())
     })
     .await;
     let logs2 = pod_logs(ns, &pod2);
