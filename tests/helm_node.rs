@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use support::node::{container_pid, load_image, node, node_logs};
 use support::operator::*;
-use support::{TestNamespace, client, kubectl, kubectl_ok, repo_root, tool};
+use support::{TestNamespace, client, install_crd, kubectl, kubectl_ok, repo_root, tool};
 
 fn helm(args: &[&str]) -> std::process::Output {
     let tmp = std::env::temp_dir();
@@ -176,6 +176,8 @@ async fn helm_install_runs_the_operator_pod_end_to_end() {
     let image = load_image("operator");
     let busybox = load_image("busybox");
     let c = client().await;
+    // The CRD first, so that the two tests here do not race to create it (helm skips an existing one).
+    install_crd(&c).await;
     let rel_ns = TestNamespace::new(&c, "sr-system").await;
     let app_ns = TestNamespace::new(&c, "sr-shop").await;
     let ns = rel_ns.name.as_str();
@@ -425,6 +427,7 @@ async fn gitops_template_and_apply_twice_keep_the_key_and_the_store() {
     node();
     load_image("operator");
     let c = client().await;
+    install_crd(&c).await;
     let rel_ns = TestNamespace::new(&c, "sr-gitops").await;
     let app_ns = TestNamespace::new(&c, "sr-team").await;
     let ns = rel_ns.name.as_str();
