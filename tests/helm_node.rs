@@ -454,7 +454,7 @@ async fn gitops_template_and_apply_twice_keep_the_key_and_the_store() {
         !first.contains("master.key:"),
         "the chart renders no key: a render is the same every time"
     );
-    kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &first);
+    kubectl_stdin(&["apply", "-f", "-"], &first);
     let pod1 = wait_pod_ready(ns, selector, &[], 240).await;
     let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
     let key_name = "gitops-secret-rotator-master-key";
@@ -480,7 +480,7 @@ async fn gitops_template_and_apply_twice_keep_the_key_and_the_store() {
         first, second,
         "two renders of the same chart and values differ"
     );
-    let applied = kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &second);
+    let applied = kubectl_stdin(&["apply", "-f", "-"], &second);
     assert!(
         !applied.contains("deployment.apps/gitops-secret-rotator configured"),
         "{applied}"
