@@ -507,3 +507,185 @@ async fn gitops_template_and_apply_twice_keep_the_key_and_the_store() {
     wait_version(&c, app, "token", "v2", 60).await;
     eprintln!("gitops node test passed in {:?}", started.elapsed());
 }
+
+/// `curl` against the in-cluster `serve` (by its pod's address on the node's bridge); returns the body.
+fn csms_call(base: &str, token: &str, method: &str, path: &str, body: Option<&str>) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10", "-X", method])
+        .arg("-H")
+        .arg(format!("X-Auth-Token: {token}"))
+        .args(["-H", "Content-Type: application/json"]);
+    if let Some(b) = body {
+        cmd.args(["-d", b]);
+    }
+    let out = cmd
+        .arg(format!("{base}{path}"))
+        .output()
+        .expect("running curl");
+    assert!(
+        out.status.success(),
+        "curl {method} {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn lease_holder(ns: &str) -> String {
+    let lease = json(&["get", "lease", "-n", ns, "secret-rotator-leader"]);
+    lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn csms_backend_in_cluster_two_replicas_fail_over_with_one_rotation() {
+    let started = Instant::now();
+    node();
+    let image = load_image("operator");
+    let c = client().await;
+    install_crd(&c).await;
+    let rel_ns = TestNamespace::new(&c, "sr-csms").await;
+    let app_ns = TestNamespace::new(&c, "sr-csms-app").await;
+    let ns = rel_ns.name.as_str();
+    let app = app_ns.name.as_str();
+    let token = format!("tok-{:016x}", rand::random::<u64>());
+
+    // `secret-rotator serve` as a Deployment of the same image, on a PVC of its own.
+    let key = secret_rotator::store::embedded::crypto::MasterKey::generate()
+        .expect("a key")
+        .to_base64();
+    kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "serve-files",
+        "-n",
+        ns,
+        &format!("--from-literal=master.key={}", key.as_str()),
+        &format!("--from-literal=auth.yaml=tokens:\n- token: {token}\n  projects: [p1]\n"),
+    ]);
+    kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "csms-credentials",
+        "-n",
+        ns,
+        &format!("--from-literal=auth.yaml=token: {token}\n"),
+        &format!("--from-literal=hmac.key={:032x}", rand::random::<u128>()),
+    ]);
+    let serve = format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: serve-store}}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: csms}}\nspec:\n  replicas: 1\n  strategy: {{type: Recreate}}\n  selector: {{matchLabels: {{app: csms}}}}\n  template:\n    metadata: {{labels: {{app: csms}}}}\n    spec:\n      securityContext: {{runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: {{type: RuntimeDefault}}}}\n      containers:\n      - name: serve\n        image: {image}\n        imagePullPolicy: IfNotPresent\n        args: [serve, --store-path=/data/store.redb, --master-key-file=/etc/serve/master.key, --auth-file=/etc/serve/auth.yaml, --listen=0.0.0.0:8443]\n        ports: [{{containerPort: 8443}}]\n        readinessProbe: {{tcpSocket: {{port: 8443}}, periodSeconds: 2}}\n        securityContext: {{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {{drop: [ALL]}}}}\n        volumeMounts: [{{name: data, mountPath: /data}}, {{name: files, mountPath: /etc/serve, readOnly: true}}]\n      volumes:\n      - {{name: data, persistentVolumeClaim: {{claimName: serve-store}}}}\n      - {{name: files, secret: {{secretName: serve-files, defaultMode: 0440}}}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: csms}}\nspec:\n  selector: {{app: csms}}\n  ports: [{{port: 8443, targetPort: 8443}}]\n"
+    );
+    kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &serve);
+    let serve_pod = wait_pod_ready(ns, "app=csms", &[], 180).await;
+    let ip = json(&["get", "pod", "-n", ns, &serve_pod])["status"]["podIP"]
+        .as_str()
+        .expect("a pod IP")
+        .to_owned();
+    let base = format!("http://{ip}:8443/v1/p1");
+    let store_name = format!("{app}.api");
+    let created = csms_call(
+        &base,
+        &token,
+        "POST",
+        "/secrets",
+        Some(&format!(
+            r#"{{"name": "{store_name}", "secret_string": "first"}}"#
+        )),
+    );
+    assert!(created.contains(&store_name), "{created}");
+
+    // The operator on the csms backend (by the Service's name), two replicas, a short lease.
+    helm_ok(&[
+        "install",
+        "csms-op",
+        &chart(),
+        "--namespace",
+        ns,
+        "--set",
+        &format!(
+            "store.type=csms,store.csms.endpoint=http://csms.{ns}.svc:8443,store.csms.projectId=p1,store.csms.credentialsSecret=csms-credentials,replicaCount=2,leaderElection.leaseDurationSeconds=6,watchNamespace={app}"
+        ),
+    ]);
+    let selector = "app.kubernetes.io/instance=csms-op";
+    let a = wait_pod_ready(ns, selector, &[], 240).await;
+    let b = wait_pod_ready(ns, selector, std::slice::from_ref(&a), 240).await;
+    apply_sr(
+        &c,
+        app,
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: api\nspec:\n  rotation: {period: 30d}\n",
+    )
+    .await;
+    let sr = wait_ready(&c, app, "api", "True", "Synced", 120).await;
+    let v_before = sr.status.and_then(|s| s.version_id).expect("a version");
+    let count = |body: &str| -> usize {
+        let v: serde_json::Value = serde_json::from_str(body).expect("versions JSON");
+        v["version_metadatas"].as_array().map_or(0, Vec::len)
+    };
+    let n_before = count(&csms_call(
+        &base,
+        &token,
+        "GET",
+        &format!("/secrets/{store_name}/versions"),
+        None,
+    ));
+
+    // One rotation due (rotate-now), and the leader killed at once, without a chance to hand over.
+    let holder = lease_holder(ns);
+    let leader = [&a, &b]
+        .into_iter()
+        .find(|p| holder.starts_with(p.as_str()))
+        .unwrap_or_else(|| panic!("the lease holder {holder} is neither {a} nor {b}"))
+        .clone();
+    let standby = if leader == a { b.clone() } else { a.clone() };
+    annotate(&c, app, "api", "secretrotator.dev/rotate-now", "1").await;
+    let killed = Instant::now();
+    kubectl_ok(&[
+        "delete",
+        "pod",
+        "-n",
+        ns,
+        &leader,
+        "--grace-period=0",
+        "--force",
+    ]);
+    let took_over = eventually(60, "the standby to take the lease", || async {
+        lease_holder(ns)
+            .starts_with(standby.as_str())
+            .then(|| killed.elapsed())
+    })
+    .await;
+    eprintln!("the standby {standby} took over {took_over:?} after the leader {leader} was killed");
+    assert!(
+        took_over <= Duration::from_secs(6 + 4),
+        "the standby took {took_over:?}, the lease lasts 6 s"
+    );
+    let sr = eventually(60, "one rotation", || async {
+        let sr = get_sr(&c, app, "api").await;
+        let st = sr.status.clone()?;
+        (st.version_id != Some(v_before.clone()) && st.last_rotate_now.as_deref() == Some("1"))
+            .then_some(sr)
+    })
+    .await;
+    // Let everything settle (the replacement pod joins as standby), then count versions in the store.
+    wait_pod_ready(ns, selector, &[leader.clone(), standby.clone()], 240).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let n_after = count(&csms_call(
+        &base,
+        &token,
+        "GET",
+        &format!("/secrets/{store_name}/versions"),
+        None,
+    ));
+    assert_eq!(
+        n_after,
+        n_before + 1,
+        "exactly one rotation for one rotate-now (status {:?})",
+        sr.status.map(|s| s.version_id)
+    );
+    let logs = pod_logs(ns, &standby);
+    assert!(logs.contains("became the leader"), "{logs}");
+    eprintln!("csms node test passed in {:?}", started.elapsed());
+}
