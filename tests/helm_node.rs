@@ -311,7 +311,13 @@ async fn helm_install_runs_the_operator_pod_end_to_end() {
         .as_ref()
         .and_then(|s| s.last_rotation_time.clone())
         .expect("lastRotationTime");
-    let app_pod2 = wait_pod_ready(app, "app=payments-api", &[app_pod1.clone()], 120).await;
+    let app_pod2 = wait_pod_ready(
+        app,
+        "app=payments-api",
+        std::slice::from_ref(&app_pod1),
+        120,
+    )
+    .await;
     let rs_after = json(&["get", "replicasets", "-n", app, "-l", "app=payments-api"]);
     assert_eq!(
         rs_after["items"].as_array().map(Vec::len),
@@ -339,7 +345,7 @@ async fn helm_install_runs_the_operator_pod_end_to_end() {
     // The operator pod deleted: the replacement opens the same store with the same key and rotates
     // nothing.
     kubectl_ok(&["delete", "pod", "-n", ns, &pod1, "--wait=true"]);
-    let pod2 = wait_pod_ready(ns, selector, &[pod1.clone()], 240).await;
+    let pod2 = wait_pod_ready(ns, selector, std::slice::from_ref(&pod1), 240).await;
     eventually(60, "the replacement to open the store", || async {
         opened_key_id(&pod_logs(ns, &pod2)).map(|_| ())
     })
@@ -486,7 +492,7 @@ async fn gitops_template_and_apply_twice_keep_the_key_and_the_store() {
         "{applied}"
     );
     kubectl_ok(&["delete", "pod", "-n", ns, &pod1, "--wait=true"]);
-    let pod2 = wait_pod_ready(ns, selector, &[pod1.clone()], 240).await;
+    let pod2 = wait_pod_ready(ns, selector, std::slice::from_ref(&pod1), 240).await;
     let key2 = secrets
         .get(key_name)
         .await
