@@ -1,16 +1,21 @@
-# The operator image the Helm chart runs. No container engine exists on the project's build machines, so
-# this file is not built in CI; it is kept simple: a static musl build, then a distroless static base.
+# The operator image for people with a container engine. CI does not build this file: it builds the same
+# image without an engine, with scripts/image (target/image/secret-rotator-<version>.oci.tar), and tests
+# that one on a real node. Both give the same layout: the glibc release binary at
+# /usr/local/bin/secret-rotator on a distroless-style Debian 12 base (C runtime, libgcc, CA certificates,
+# passwd/group with the non-root user 65532, nsswitch.conf; no shell), user 65532:65532, entrypoint the
+# binary, command `run`, working directory /home/nonroot.
 FROM rust:1.95-bookworm AS build
-RUN rustup target add x86_64-unknown-linux-musl && apt-get update && apt-get install -y --no-install-recommends musl-tools && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
 COPY tests ./tests
-RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin secret-rotator
+RUN cargo build --release --locked --bin secret-rotator
 
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /src/target/x86_64-unknown-linux-musl/release/secret-rotator /usr/local/bin/secret-rotator
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/secret-rotator /usr/local/bin/secret-rotator
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
+WORKDIR /home/nonroot
 ENTRYPOINT ["/usr/local/bin/secret-rotator"]
 CMD ["run"]

@@ -8,6 +8,7 @@ pub mod controller;
 pub mod crdgen;
 pub mod database;
 pub mod files;
+pub mod master_key_secret;
 pub mod metrics;
 pub mod password;
 pub mod planner;

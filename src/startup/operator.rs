@@ -64,6 +64,8 @@ pub struct RunArgs {
 
 /// Runs the operator until SIGINT or SIGTERM.
 pub async fn run(args: RunArgs) -> Result<(), BoxError> {
+    let (key_secret, key_file) = (&args.store.master_key_secret, &args.store.master_key_file);
+    crate::master_key_secret::ensure_from_env(key_secret.as_deref(), key_file.as_deref()).await?;
     let hmac_key = hmac_key(&args)?;
     let policy = match &args.policy_file {
         Some(p) => NamespacePolicy::load(p)?,

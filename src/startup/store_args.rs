@@ -38,6 +38,9 @@ pub struct StoreArgs {
     /// Embedded store: the master key file, base64 of 32 bytes (`openssl rand -base64 32`), mode 0600.
     #[arg(long, env = "SECRET_ROTATOR_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Embedded store: a Secret (key `master.key`) in POD_NAMESPACE holding the master key; created once with a new random key when absent, then written to --master-key-file (an in-memory volume).
+    #[arg(long, env = "SECRET_ROTATOR_MASTER_KEY_SECRET")]
+    pub master_key_secret: Option<String>,
     /// Embedded store: deprecated versions kept per secret.
     #[arg(long, default_value_t = crate::store::embedded::DEFAULT_HISTORY_LIMIT)]
     pub history_limit: usize,

@@ -72,6 +72,15 @@ pub fn control_plane() -> &'static ControlPlane {
     })
 }
 
+/// Makes `cp` the control plane of this test binary (every helper here then talks to it). Must be called
+/// before anything uses [`control_plane`]; the node tests use it for the control plane with a node.
+pub fn use_control_plane(cp: ControlPlane) {
+    assert!(
+        CONTROL_PLANE.set(cp).is_ok(),
+        "use_control_plane called after the control plane was chosen"
+    );
+}
+
 /// A control plane of its own (for tests that stop its parts), stopped when this process exits.
 pub fn start_control_plane() -> ControlPlane {
     for b in ["kube-apiserver", "kube-controller-manager", "kubectl"] {
@@ -230,4 +239,5 @@ impl Drop for TestNamespace {
     }
 }
 pub mod db;
+pub mod node;
 pub mod operator;
