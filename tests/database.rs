@@ -526,3 +526,84 @@ async fn the_initial_password_is_adopted_only_from_an_opted_in_secret() {
     );
     assert!(!db.login("selfapp", "initial-self-pw").await);
 }
+
+/// An access rule lets the application in but refuses the operator's own login as the account (pg_hba, an
+/// account limited to the application's hosts): the rotation changes nothing, and the application keeps a
+/// password that works.
+async fn no_lockout(engine: &str) {
+    let db = Db::start(engine);
+    match &db {
+        Db::Pg(pg) => {
+            pg.admin_sql("CREATE ROLE app LOGIN PASSWORD 'initial-app-pw'")
+                .await
+        }
+        Db::Maria(m) => {
+            m.admin_sql("CREATE USER 'app'@'localhost' IDENTIFIED BY 'initial-app-pw'")
+                .await;
+            m.admin_sql("CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'initial-app-pw'")
+                .await;
+        }
+    }
+    let c = client().await;
+    install_crd(&c).await;
+    let ns = TestNamespace::new(&c, &format!("db-lockout-{}", &engine[..2])).await;
+    admin_secret(&c, &ns.name, db.admin_user()).await;
+    let files = OperatorFiles::new();
+    let _op = start_in(&files, &ns.name, &[]);
+    apply_sr(
+        &c,
+        &ns.name,
+        &db_sr("app-db", engine, db.port(), "username: app"),
+    )
+    .await;
+    wait_ready(&c, &ns.name, "app-db", "True", "Synced", 60).await;
+    let (_, p2) = synced(&c, &ns.name, "app-db", "v2").await;
+    // Now only the application's own host may log in as app.
+    match &db {
+        Db::Pg(pg) => {
+            pg.refuse_tcp_logins_of("app").await;
+            assert!(pg.login_local("app", &p2).await);
+            assert!(!pg.login("app", &p2).await, "the rule refuses TCP logins");
+        }
+        Db::Maria(m) => {
+            m.admin_sql("DROP USER 'app'@'127.0.0.1'").await;
+            assert!(m.login_local("app", &p2).await);
+            assert!(
+                !m.login("app", &p2).await,
+                "the account is limited to localhost"
+            );
+        }
+    }
+    annotate(&c, &ns.name, "app-db", "secretrotator.dev/rotate-now", "1").await;
+    let sr = wait_ready(&c, &ns.name, "app-db", "False", "RotationFailed", 60).await;
+    let st = sr.status.unwrap();
+    let failure = st.last_failure.unwrap();
+    assert_eq!(
+        failure.error_code, "CSMS.0510.PRECHECK",
+        "{}",
+        failure.message
+    );
+    assert_eq!(
+        st.version_id.as_deref(),
+        Some("v2"),
+        "the synced Secret keeps v2"
+    );
+    let local = match &db {
+        Db::Pg(pg) => pg.login_local("app", &p2).await,
+        Db::Maria(m) => m.login_local("app", &p2).await,
+    };
+    assert!(
+        local,
+        "the application still logs in with the password it holds"
+    );
+}
+
+#[tokio::test]
+async fn no_lockout_postgresql() {
+    no_lockout("postgresql").await;
+}
+
+#[tokio::test]
+async fn no_lockout_mariadb() {
+    no_lockout("mysql").await;
+}

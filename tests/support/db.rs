@@ -157,6 +157,34 @@ impl Postgres {
         client.batch_execute(sql).await.unwrap();
     }
 
+    /// Whether `user` logs in with `password` over the Unix socket (as an application on the database's
+    /// own host would).
+    pub async fn login_local(&self, user: &str, password: &str) -> bool {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host_path(self.dir.path())
+            .port(self.port)
+            .user(user)
+            .password(password)
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(5));
+        match cfg.connect(tokio_postgres::NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(conn);
+                client.simple_query("SELECT 1").await.is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Refuses `user`'s logins over TCP from 127.0.0.1 (a pg_hba rule ahead of the others); the socket
+    /// still lets it in.
+    pub async fn refuse_tcp_logins_of(&self, user: &str) {
+        let hba = self.dir.path().join("data/pg_hba.conf");
+        let old = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(&hba, format!("host all {user} 127.0.0.1/32 reject\n{old}")).unwrap();
+        self.admin_sql("SELECT pg_reload_conf()").await;
+    }
+
     /// Whether `user` logs in with `password`.
     pub async fn login(&self, user: &str, password: &str) -> bool {
         let mut cfg = tokio_postgres::Config::new();
@@ -326,6 +354,24 @@ impl Mariadb {
         )
         .await
         {
+            Ok(Ok(mut c)) => {
+                let r: Result<Option<i64>, _> = c.query_first("SELECT 1").await;
+                let _ = c.disconnect().await;
+                r.is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `user` logs in with `password` over the Unix socket (as `user`@`localhost`).
+    pub async fn login_local(&self, user: &str, password: &str) -> bool {
+        use mysql_async::prelude::Queryable;
+        let opts: mysql_async::Opts = mysql_async::OptsBuilder::default()
+            .socket(Some(self.dir.path().join("sock").display().to_string()))
+            .user(Some(user))
+            .pass(Some(password))
+            .into();
+        match tokio::time::timeout(Duration::from_secs(5), mysql_async::Conn::new(opts)).await {
             Ok(Ok(mut c)) => {
                 let r: Result<Option<i64>, _> = c.query_first("SELECT 1").await;
                 let _ = c.disconnect().await;

@@ -12,6 +12,8 @@ pub(super) struct PendingRotation {
     user: String,
     new: SecretValue,
     current_for_user: Option<SecretValue>,
+    /// The account is SYSCURRENT's: an application logs in with it now (SingleUser).
+    in_use: bool,
     resumed: bool,
 }
 
@@ -36,6 +38,7 @@ struct Start<'a> {
     name: &'a str,
     rec: SecretRecord,
     current_for_user: Option<SecretValue>,
+    in_use: bool,
 }
 
 /// The account a rotation resets: SingleUser's one account; for MultiUser the one not in use (SYSPREVIOUS's,
@@ -110,12 +113,14 @@ impl Inner {
                 ),
             })?;
             let current_for_user = Self::current_password_for(&rec, &cred.username, &read_stage)?;
+            let in_use = read_stage(&rec, SYSCURRENT)?.is_some_and(|c| c.username == cred.username);
             let start = Start {
                 txn,
                 project,
                 name,
                 rec,
                 current_for_user,
+                in_use,
             };
             return self.resume(start, pending, cred);
         }
@@ -126,12 +131,14 @@ impl Inner {
         let previous = read_stage(&rec, SYSPREVIOUS)?;
         let user = next_account(&rec, &current, previous.as_ref());
         let current_for_user = Self::current_password_for(&rec, &user, &read_stage)?;
+        let in_use = current.username == user;
         let start = Start {
             txn,
             project,
             name,
             rec,
             current_for_user,
+            in_use,
         };
         self.start_pending(start, user, policy)
     }
@@ -171,6 +178,7 @@ impl Inner {
             name,
             mut rec,
             current_for_user,
+            in_use,
         } = start;
         let now = now_ms();
         let mut task = match rec.active_task.as_deref() {
@@ -192,6 +200,7 @@ impl Inner {
             user: cred.username.clone(),
             new: SecretValue::from_str_value(&cred.password),
             current_for_user,
+            in_use,
             resumed: true,
         })
     }
@@ -209,6 +218,7 @@ impl Inner {
             name,
             mut rec,
             current_for_user,
+            in_use,
         } = start;
         let now = now_ms();
         let password = crate::password::generate(policy)
@@ -242,11 +252,13 @@ impl Inner {
             user,
             new: password,
             current_for_user,
+            in_use,
             resumed: false,
         })
     }
 
-    /// The password the store holds for `user`: SYSCURRENT's or SYSPREVIOUS's when it names that account.
+    /// The password the store holds for `user`: SYSCURRENT's or SYSPREVIOUS's when it names that account;
+    /// `None` when neither does, or the one that does is not known.
     pub(super) fn current_password_for(
         rec: &SecretRecord,
         user: &str,
@@ -256,7 +268,10 @@ impl Inner {
             if let Some(c) = read_stage(rec, stage)?
                 && c.username == user
             {
-                return Ok(Some(SecretValue::from_str_value(&c.password)));
+                // An empty password is one the store does not know (an account an administrator sets).
+                return Ok(
+                    (!c.password.is_empty()).then(|| SecretValue::from_str_value(&c.password))
+                );
             }
         }
         Ok(None)
@@ -452,26 +467,58 @@ impl EmbeddedStore {
     }
 }
 
-/// Steps (2) of a rotation: set the pending password on the database and test a login with it. A resumed
+/// Step (2) of a rotation: set the pending password on the database and test a login with it. A resumed
 /// rotation whose password the database already has skips the change.
+///
+/// An application must never be left holding a dead password. So for the account in use, the operator first
+/// proves that its own login test can succeed (a login with the current password) and changes nothing when
+/// it cannot (pg_hba rules, an account limited to the application's hosts, CONNECT revoked); and when the
+/// test after the change fails anyway, the previous password is put back before the failure is recorded.
 async fn set_on_database(
     target: &dyn PasswordTarget,
     pending: &PendingRotation,
     name: &str,
 ) -> Result<(), TargetError> {
-    if pending.resumed && target.test_login(&pending.user, &pending.new).await.is_ok() {
+    let user = &pending.user;
+    if pending.resumed && target.test_login(user, &pending.new).await.is_ok() {
         debug!(
             secret = name,
             "the database already has the pending password"
         );
         return Ok(());
     }
+    if pending.in_use
+        && let Some(current) = &pending.current_for_user
+    {
+        target.test_login(user, current).await.map_err(|e| {
+            TargetError::new(
+                "PRECHECK",
+                format!(
+                    "before changing anything, the operator's login as {user} with the current password failed ({}); nothing was changed: the operator must be able to log in as the account to confirm a new password (check pg_hba.conf, the hosts the account may log in from, CONNECT on the database)",
+                    e.message
+                ),
+            )
+        })?;
+    }
     target
-        .set_password(
-            &pending.user,
-            &pending.new,
-            pending.current_for_user.as_ref(),
-        )
+        .set_password(user, &pending.new, pending.current_for_user.as_ref())
         .await?;
-    target.test_login(&pending.user, &pending.new).await
+    let Err(failed) = target.test_login(user, &pending.new).await else {
+        return Ok(());
+    };
+    let restored = match &pending.current_for_user {
+        Some(previous) => match target
+            .set_password(user, previous, Some(&pending.new))
+            .await
+        {
+            Ok(()) => "the previous password was put back".to_owned(),
+            Err(e) => format!("putting the previous password back failed: {}", e.message),
+        },
+        None => "the previous password is not known, so it could not be put back".to_owned(),
+    };
+    warn!(secret = name, user = %user, "the login test after the change failed; {restored}");
+    Err(TargetError::new(
+        &failed.code,
+        format!("{}; {restored}", failed.message),
+    ))
 }

@@ -639,7 +639,9 @@ async fn two_rotations_at_once_one_proceeds_one_conflicts() {
     s.create_secret(P, db_secret("db", "SingleUser", "app", "pw0"))
         .await
         .unwrap();
-    let t: Arc<dyn PasswordTarget> = Arc::new(SlowTarget(MemoryTarget::default()));
+    let db = MemoryTarget::default();
+    db.set("app", SecretValue::from_str_value("pw0"));
+    let t: Arc<dyn PasswordTarget> = Arc::new(SlowTarget(db));
     let opts = RotateOptions {
         target: Some(t),
         policy: None,
@@ -675,6 +677,8 @@ async fn the_password_policy_is_applied() {
         .await
         .unwrap();
     let t = Arc::new(MemoryTarget::default());
+    // The database holds what the store holds (the operator's check before a change logs in with it).
+    t.set("app", SecretValue::from_str_value("pw0"));
     let policy = crate::password::PasswordPolicy {
         length: 20,
         exclude_punctuation: true,
@@ -717,6 +721,10 @@ async fn the_store_file_holds_no_plaintext() {
         values.push(v);
     }
     let t = Arc::new(MemoryTarget::default());
+    t.set(
+        "app",
+        SecretValue::from_str_value("initial-db-password-xyz"),
+    );
     s.create_secret(
         P,
         db_secret("db", "SingleUser", "app", "initial-db-password-xyz"),
@@ -839,8 +847,10 @@ async fn rekey_rewraps_every_data_key() {
 async fn task_listing_filters_and_pages() {
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = open(&dir);
-    let t = Arc::new(MemoryTarget::default());
     for n in ["a", "b"] {
+        // Each secret's account on a database of its own, holding what the store holds.
+        let t = Arc::new(MemoryTarget::default());
+        t.set("app", SecretValue::from_str_value("pw0"));
         s.create_secret(P, db_secret(n, "SingleUser", "app", "pw0"))
             .await
             .unwrap();
@@ -929,4 +939,96 @@ async fn debug_of_a_version_hides_the_value() {
     let v = s.show_version(P, "a", LATEST).await.unwrap();
     let d = format!("{v:?} {s:?}");
     assert!(!d.contains("very-secret-value"), "{d}");
+}
+
+/// A database that checks passwords like [`MemoryTarget`] but refuses the operator's logins for some
+/// passwords (an access rule that lets the application in and not the operator).
+struct Guarded {
+    db: MemoryTarget,
+    /// Logins refused for every password.
+    refuse_all: bool,
+    /// Logins accepted only with this password.
+    only: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl PasswordTarget for Guarded {
+    async fn set_password(
+        &self,
+        user: &str,
+        new: &SecretValue,
+        current: Option<&SecretValue>,
+    ) -> Result<(), TargetError> {
+        self.db.set_password(user, new, current).await
+    }
+
+    async fn test_login(&self, user: &str, password: &SecretValue) -> Result<(), TargetError> {
+        let allowed = !self.refuse_all
+            && self
+                .only
+                .as_deref()
+                .is_none_or(|o| password.expose_str() == Some(o));
+        if !allowed {
+            return Err(TargetError::new("LOGIN_TEST", "refused by an access rule"));
+        }
+        self.db.test_login(user, password).await
+    }
+
+    fn describe(&self) -> String {
+        "guarded".into()
+    }
+}
+
+#[tokio::test]
+async fn the_account_in_use_never_keeps_a_password_it_cannot_confirm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = open(&dir);
+    s.create_secret(P, db_secret("db", "SingleUser", "app", "pw0"))
+        .await
+        .unwrap();
+    // The operator's login is refused outright: nothing is changed.
+    let t = Arc::new(Guarded {
+        db: MemoryTarget::default(),
+        refuse_all: true,
+        only: None,
+    });
+    t.db.set("app", SecretValue::from_str_value("pw0"));
+    let opts = RotateOptions {
+        target: Some(t.clone()),
+        policy: None,
+    };
+    let e = s.rotate(P, "db", opts).await.unwrap_err();
+    let StoreError::RotationFailed { code, message, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(code, "CSMS.0510.PRECHECK", "{message}");
+    assert!(message.contains("nothing was changed"), "{message}");
+    assert_eq!(t.db.password("app").unwrap().expose_str(), Some("pw0"));
+
+    // The login with the current password works, but not with the new one: the old one is put back.
+    let t = Arc::new(Guarded {
+        db: MemoryTarget::default(),
+        refuse_all: false,
+        only: Some("pw0".into()),
+    });
+    t.db.set("app", SecretValue::from_str_value("pw0"));
+    let opts = RotateOptions {
+        target: Some(t.clone()),
+        policy: None,
+    };
+    let e = s.rotate(P, "db", opts).await.unwrap_err();
+    let StoreError::RotationFailed { code, message, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(code, "CSMS.0510.LOGIN_TEST", "{message}");
+    assert!(
+        message.contains("the previous password was put back"),
+        "{message}"
+    );
+    assert_eq!(
+        t.db.password("app").unwrap().expose_str(),
+        Some("pw0"),
+        "the database holds SYSCURRENT's password again"
+    );
+    assert_eq!(current(&s, "db").await.version_metadata.id, "v1");
 }
