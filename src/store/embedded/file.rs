@@ -151,6 +151,7 @@ impl EmbeddedStore {
                 txn.open_table(SECRETS).map_err(|e| corrupt(path, e))?;
                 txn.open_table(VERSIONS).map_err(|e| corrupt(path, e))?;
                 txn.open_table(TASKS).map_err(|e| corrupt(path, e))?;
+                txn.open_table(TASK_INDEX).map_err(|e| corrupt(path, e))?;
             }
             if exists {
                 txn.abort().map_err(|e| corrupt(path, e))?;
@@ -159,7 +160,7 @@ impl EmbeddedStore {
             }
             Ok(db)
         })?;
-        Ok(EmbeddedStore {
+        let store = EmbeddedStore {
             inner: Arc::new(Inner {
                 db,
                 key,
@@ -167,7 +168,9 @@ impl EmbeddedStore {
                 history_limit: options.history_limit,
                 rotating: Mutex::new(HashSet::new()),
             }),
-        })
+        };
+        store.inner.build_task_index()?;
+        Ok(store)
     }
 
     /// Re-wraps every data key from `old` to `new` in one transaction; values are not re-encrypted.

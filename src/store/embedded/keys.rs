@@ -7,6 +7,9 @@ pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 pub(super) const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 pub(super) const VERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("versions");
 pub(super) const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
+/// The tasks of each secret: `project\0name\0task_id`, empty values. Derived from TASKS (built at open when
+/// missing), so listing one secret's tasks never scans the project.
+pub(super) const TASK_INDEX: TableDefinition<&str, &[u8]> = TableDefinition::new("task_index");
 
 pub(super) const KCV_KEY: &str = "kcv";
 pub(super) const FORMAT_KEY: &str = "format";
@@ -26,6 +29,10 @@ pub(super) fn version_prefix(project: &str, name: &str) -> String {
 
 pub(super) fn task_key(project: &str, task_id: &str) -> String {
     format!("{project}\0{task_id}")
+}
+
+pub(super) fn task_index_key(project: &str, name: &str, task_id: &str) -> String {
+    format!("{project}\0{name}\0{task_id}")
 }
 
 /// The end of a key range that starts with `prefix` (prefixes end in NUL; the next byte is 0x01).

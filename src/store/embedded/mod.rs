@@ -13,6 +13,7 @@ mod records_io;
 mod rotation;
 mod rules;
 mod secrets;
+mod tasks;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -74,19 +74,6 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) fn write_task(
-        &self,
-        txn: &WriteTransaction,
-        project: &str,
-        task: &RotationTask,
-    ) -> StoreResult<()> {
-        let mut t = txn.open_table(TASKS).ctx("opening tasks")?;
-        let bytes = serde_json::to_vec(task).ctx("encoding a task")?;
-        t.insert(task_key(project, &task.task_id).as_str(), bytes.as_slice())
-            .ctx("writing a task")?;
-        Ok(())
-    }
-
     pub(super) fn read_task_txn(
         &self,
         txn: &WriteTransaction,

@@ -1,6 +1,6 @@
 //! RotateSecret for database secrets: (1) a pending version and its PROCESSING task, durably; (2) the
 //! database sets and tests the password; (3) SYSCURRENT moves and the task becomes SUCCESS (or FAILED,
-//! keeping the pending version, which the next rotation resumes with the same value). Also the task list.
+//! keeping the pending version, which the next rotation resumes with the same value).
 
 use super::*;
 use crate::store::target::{PasswordTarget, TargetError};
@@ -341,66 +341,6 @@ impl Inner {
         txn.commit().ctx("committing")?;
         warn!(project, secret = name, task = %p.task_id, code, error = message, "rotation failed; the pending version is kept");
         Ok(())
-    }
-
-    pub(super) fn list_tasks(&self, project: &str, filter: &TaskFilter) -> StoreResult<TaskPage> {
-        let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
-        let r = self.db.begin_read().ctx("starting a read")?;
-        let t = r.open_table(TASKS).ctx("opening tasks")?;
-        let prefix = format!("{project}\0");
-        let end = prefix_end(&prefix);
-        let mut all = Vec::new();
-        for item in t
-            .range(prefix.as_str()..end.as_str())
-            .ctx("listing tasks")?
-        {
-            let (_, raw) = item.ctx("listing tasks")?;
-            let task: RotationTask =
-                serde_json::from_slice(raw.value()).map_err(|e| StoreError::Corrupt {
-                    path: self.path.display().to_string(),
-                    message: format!("task record: {e}"),
-                })?;
-            if filter
-                .secret_name
-                .as_deref()
-                .is_some_and(|n| n != task.secret_name)
-                || filter.status.is_some_and(|s| s != task.task_status)
-                || filter
-                    .task_id
-                    .as_deref()
-                    .is_some_and(|id| id != task.task_id)
-            {
-                continue;
-            }
-            all.push(task);
-        }
-        all.sort_by(|a, b| {
-            b.task_time
-                .cmp(&a.task_time)
-                .then_with(|| a.task_id.cmp(&b.task_id))
-        });
-        let total = all.len() as u32;
-        let start = match filter.marker.as_deref() {
-            Some(m) => all
-                .iter()
-                .position(|t| t.task_id == m)
-                .map(|i| i + 1)
-                .unwrap_or(all.len()),
-            None => 0,
-        };
-        let tasks: Vec<RotationTask> = all.into_iter().skip(start).take(limit + 1).collect();
-        let (tasks, next_marker) = if tasks.len() > limit {
-            let page: Vec<RotationTask> = tasks.into_iter().take(limit).collect();
-            let m = page.last().map(|t| t.task_id.clone());
-            (page, m)
-        } else {
-            (tasks, None)
-        };
-        Ok(TaskPage {
-            total,
-            tasks,
-            next_marker,
-        })
     }
 }
 

@@ -208,6 +208,7 @@ impl Inner {
             v.retain_in(prefix.as_str()..end.as_str(), |_, _| false)
                 .ctx("deleting versions")?;
         }
+        self.delete_tasks(&txn, project, name)?;
         txn.commit().ctx("committing")?;
         info!(project, secret = name, "deleted secret");
         Ok(())
