@@ -106,11 +106,39 @@ pub trait TargetResolver: Send + Sync {
 }
 
 /// Simulated databases (`serve --simulated-databases`): every database secret gets an in-memory account
-/// table that accepts any password. For trying the API and the SDKs without a database; never for
-/// production.
+/// table. An account it has not seen yet holds whatever password it is first shown (the one the store
+/// holds); after that it behaves like a database. For trying the API and the SDKs without a database;
+/// never for production.
 #[derive(Default)]
 pub struct SimulatedTargets {
-    targets: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<MemoryTarget>>>,
+    targets: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<SimulatedDatabase>>>,
+}
+
+/// One simulated database of [`SimulatedTargets`].
+#[derive(Default)]
+pub struct SimulatedDatabase(MemoryTarget);
+
+#[async_trait]
+impl PasswordTarget for SimulatedDatabase {
+    async fn set_password(
+        &self,
+        user: &str,
+        new: &SecretValue,
+        current: Option<&SecretValue>,
+    ) -> Result<(), TargetError> {
+        self.0.set_password(user, new, current).await
+    }
+
+    async fn test_login(&self, user: &str, password: &SecretValue) -> Result<(), TargetError> {
+        if self.0.password(user).is_none() {
+            self.0.set(user, password.clone());
+        }
+        self.0.test_login(user, password).await
+    }
+
+    fn describe(&self) -> String {
+        "simulated database".into()
+    }
 }
 
 impl TargetResolver for SimulatedTargets {
@@ -122,7 +150,7 @@ impl TargetResolver for SimulatedTargets {
         let mut map = self.targets.lock().ok()?;
         let t = map
             .entry(format!("{project}/{}", secret.name))
-            .or_insert_with(|| std::sync::Arc::new(MemoryTarget::default()))
+            .or_insert_with(|| std::sync::Arc::new(SimulatedDatabase::default()))
             .clone();
         Some(t)
     }
