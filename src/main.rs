@@ -1,5 +1,5 @@
-#![forbid(unsafe_code)]
 //! The `secret-rotator` binary: parses the command line and dispatches to [`secret_rotator::startup`].
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
