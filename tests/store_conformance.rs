@@ -263,6 +263,11 @@ async fn embedded_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let s = embedded(&dir);
     let target = Arc::new(MemoryTarget::default());
+    // The database holds what the store holds for the account (the store logs in before a change).
+    target.set(
+        "app",
+        secret_rotator::secret_value::SecretValue::from_str_value("pw0"),
+    );
     let opts = move || RotateOptions {
         target: Some(target.clone() as Arc<dyn PasswordTarget>),
         policy: None,
