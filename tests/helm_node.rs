@@ -738,9 +738,11 @@ async fn the_postgresql_example_from_the_pod_network() {
     let pg = support::db::Postgres::start();
     let initial = format!("orders-initial-{:08x}", rand::random::<u32>());
     pg.admin_sql(&format!(
-        "CREATE ROLE orders_app LOGIN PASSWORD '{initial}'; CREATE DATABASE orders OWNER orders_app"
+        "CREATE ROLE orders_app LOGIN PASSWORD '{initial}'"
     ))
     .await;
+    pg.admin_sql("CREATE DATABASE orders OWNER orders_app")
+        .await;
     let port = forward(
         "10.244.0.1:0",
         std::net::SocketAddr::from(([127, 0, 0, 1], pg.port)),
