@@ -701,3 +701,127 @@ async fn csms_backend_in_cluster_two_replicas_fail_over_with_one_rotation() {
     assert!(logs.contains("became the leader"), "{logs}");
     eprintln!("csms node test passed in {:?}", started.elapsed());
 }
+
+/// Forwards TCP from `listen` (an address on the node's bridge) to `target` on loopback, for as long as
+/// the test runs: the test PostgreSQL listens on loopback only, and pods reach the host on the bridge.
+async fn forward(listen: &str, target: std::net::SocketAddr) -> u16 {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .expect("binding the forwarder on the bridge");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgresql_example_from_the_pod_network() {
+    let started = Instant::now();
+    node();
+    load_image("operator");
+    let c = client().await;
+    install_crd(&c).await;
+    let rel_ns = TestNamespace::new(&c, "sr-pg").await;
+    let app_ns = TestNamespace::new(&c, "sr-pg-shop").await;
+    let ns = rel_ns.name.as_str();
+    let app = app_ns.name.as_str();
+
+    // A test PostgreSQL (password authentication), reached from pods through a Service named as in the
+    // example (orders-db.<namespace>.svc) whose endpoint is the bridge's gateway.
+    let pg = support::db::Postgres::start();
+    let initial = format!("orders-initial-{:08x}", rand::random::<u32>());
+    pg.admin_sql(&format!(
+        "CREATE ROLE orders_app LOGIN PASSWORD '{initial}'"
+    ))
+    .await;
+    pg.admin_sql("CREATE DATABASE orders OWNER orders_app")
+        .await;
+    let port = forward(
+        "10.244.0.1:0",
+        std::net::SocketAddr::from(([127, 0, 0, 1], pg.port)),
+    )
+    .await;
+    kubectl_stdin(
+        &["apply", "-n", app, "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: orders-db}}\nspec:\n  ports: [{{port: 5432, targetPort: {port}}}]\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {{name: orders-db}}\nsubsets: [{{addresses: [{{ip: 10.244.0.1}}], ports: [{{port: {port}}}]}}]\n"
+        ),
+    );
+    kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "orders-db-admin",
+        "-n",
+        app,
+        "--from-literal=username=admin",
+        &format!("--from-literal=password={}", support::db::ADMIN_PASSWORD),
+    ]);
+    let busybox = load_image("busybox");
+    kubectl_stdin(
+        &["apply", "-n", app, "-f", "-"],
+        &restart_target_yaml("orders-api", &busybox),
+    );
+    let api_pod1 = wait_pod_ready(app, "app=orders-api", &[], 120).await;
+
+    helm_ok(&[
+        "install",
+        "pg-op",
+        &chart(),
+        "--namespace",
+        ns,
+        "--set",
+        &format!("watchNamespace={app}"),
+    ]);
+    wait_pod_ready(ns, "app.kubernetes.io/instance=pg-op", &[], 240).await;
+
+    // The example as written, but the host's namespace (the test's) and TLS (the test server has none).
+    let example = std::fs::read_to_string(repo_root().join("examples/postgresql-single-user.yaml"))
+        .expect("the example")
+        .replace(
+            "host: orders-db.shop.svc",
+            &format!("host: orders-db.{app}.svc"),
+        )
+        .replace("mode: require", "mode: disable");
+    kubectl_stdin(&["apply", "-n", app, "-f", "-"], &example);
+    let sr = wait_ready(&c, app, "orders-db", "True", "Synced", 180).await;
+    let version = sr.status.and_then(|s| s.version_id).expect("a version");
+    let synced = get_secret(&c, app, "orders-db")
+        .await
+        .expect("the synced Secret");
+    let password = secret_text(&synced, "password");
+    assert!(
+        pg.login("orders_app", &password).await,
+        "the synced password logs in"
+    );
+    assert!(
+        !pg.login("orders_app", &initial).await,
+        "the initial password no longer logs in"
+    );
+    // The restart target's pods rolled.
+    let api_pod2 =
+        wait_pod_ready(app, "app=orders-api", std::slice::from_ref(&api_pod1), 120).await;
+    let op_logs = kubectl_ok(&[
+        "logs",
+        "-n",
+        ns,
+        "-l",
+        "app.kubernetes.io/instance=pg-op",
+        "--tail=-1",
+    ]);
+    assert!(
+        !op_logs.contains(&password),
+        "a password in the operator's log"
+    );
+    eprintln!(
+        "postgresql example at {version} through orders-db.{app}.svc; orders-api {api_pod1} -> {api_pod2}; {:?}",
+        started.elapsed()
+    );
+}
