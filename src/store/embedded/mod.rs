@@ -8,6 +8,7 @@
 pub mod crypto;
 mod file;
 mod keys;
+mod record_mac;
 mod records;
 mod records_io;
 mod rotation;
@@ -56,6 +57,8 @@ impl Default for EmbeddedOptions {
 struct Inner {
     db: Database,
     key: MasterKey,
+    /// Authenticates secret records ([`record_mac`]).
+    record_key: zeroize::Zeroizing<Vec<u8>>,
     path: PathBuf,
     history_limit: usize,
     rotating: Mutex<HashSet<String>>,
