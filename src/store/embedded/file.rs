@@ -203,7 +203,7 @@ impl EmbeddedStore {
         })?;
         let store = EmbeddedStore {
             inner: Arc::new(Inner {
-                db,
+                db: Db(Some(db)),
                 record_key: record_mac::record_key(&key),
                 key,
                 path: path.to_owned(),
@@ -219,14 +219,7 @@ impl EmbeddedStore {
             }
             store.inner.build_task_index()
         });
-        if let Err(e) = ready {
-            // The engine may panic while closing a damaged file too.
-            let _ = guarded(path, move || {
-                drop(store);
-                Ok(())
-            });
-            return Err(e);
-        }
+        ready?;
         Ok(store)
     }
 
