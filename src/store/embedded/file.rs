@@ -37,18 +37,25 @@ pub(super) fn verify_read_only(path: &Path, key: &MasterKey) -> StoreResult<bool
     };
     let r = db.begin_read().map_err(|e| corrupt(path, e))?;
     let t = r.open_table(META).map_err(|e| corrupt(path, e))?;
-    check_meta(path, key, &t)?;
-    scan(path, &r)?;
+    let authenticated = check_meta(path, key, &t)?;
+    let record_key = record_mac::record_key(key);
+    scan(path, &r, authenticated.then_some(record_key.as_slice()))?;
     Ok(true)
 }
 
-/// Reads every record of every table and decodes it: damage shows here, at open, rather than later.
-pub(super) fn scan(path: &Path, r: &redb::ReadTransaction) -> StoreResult<()> {
+/// Reads every record of every table and decodes it: damage shows here, at open, rather than later. With
+/// `record_key`, secret records must carry a valid MAC: a record changed outside the store is refused here.
+pub(super) fn scan(
+    path: &Path,
+    r: &redb::ReadTransaction,
+    record_key: Option<&[u8]>,
+) -> StoreResult<()> {
     fn each<T: serde::de::DeserializeOwned>(
         path: &Path,
         r: &redb::ReadTransaction,
         table: TableDefinition<&str, &[u8]>,
         what: &str,
+        record_key: Option<&[u8]>,
     ) -> StoreResult<()> {
         let t = r.open_table(table).map_err(|e| corrupt(path, e))?;
         for item in t.iter().map_err(|e| corrupt(path, e))? {
@@ -57,14 +64,39 @@ pub(super) fn scan(path: &Path, r: &redb::ReadTransaction) -> StoreResult<()> {
             if k.value().is_empty() {
                 return Err(corrupt(path, format!("a {what} record has an empty key")));
             }
-            serde_json::from_slice::<T>(v.value())
+            let json = match record_key {
+                None => v.value(),
+                Some(key) => record_mac::open(key, k.value(), v.value()).ok_or_else(|| {
+                    let name = k.value().split('\0').nth(1).unwrap_or_default();
+                    corrupt(
+                        path,
+                        format!(
+                            "the record of {what} {name} was changed outside the store (its MAC does not match the master key): restore the file from a backup"
+                        ),
+                    )
+                })?,
+            };
+            serde_json::from_slice::<T>(json)
                 .map_err(|e| corrupt(path, format!("a {what} record does not decode: {e}")))?;
         }
         Ok(())
     }
-    each::<SecretRecord>(path, r, SECRETS, "secret")?;
-    each::<VersionRecord>(path, r, VERSIONS, "version")?;
-    each::<RotationTask>(path, r, TASKS, "task")?;
+    each::<SecretRecord>(path, r, SECRETS, "secret", record_key)?;
+    each::<VersionRecord>(path, r, VERSIONS, "version", None)?;
+    each::<RotationTask>(path, r, TASKS, "task", None)?;
+    // The task index holds keys only; reading them all is what shows damage to its pages.
+    match r.open_table(TASK_INDEX) {
+        Ok(t) => {
+            for item in t.iter().map_err(|e| corrupt(path, e))? {
+                let (k, v) = item.map_err(|e| corrupt(path, e))?;
+                if k.value().split('\0').count() != 3 || !v.value().is_empty() {
+                    return Err(corrupt(path, "a task index entry is malformed"));
+                }
+            }
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(e) => return Err(corrupt(path, e)),
+    }
     Ok(())
 }
 
@@ -79,15 +111,19 @@ pub(super) fn guarded<T>(path: &Path, f: impl FnOnce() -> StoreResult<T>) -> Sto
     }
 }
 
+/// Checks the format marker and the key; `Ok(true)` when secret records carry MACs (the current format),
+/// `Ok(false)` for the first format (migrated at open).
 pub(super) fn check_meta(
     path: &Path,
     key: &MasterKey,
     t: &impl ReadableTable<&'static str, &'static [u8]>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let format = t.get(FORMAT_KEY).map_err(|e| corrupt(path, e))?;
-    if format.as_ref().map(|f| f.value()) != Some(FORMAT) {
-        return Err(corrupt(path, "missing or unknown format marker"));
-    }
+    let authenticated = match format.as_ref().map(|f| f.value()) {
+        Some(f) if f == FORMAT => true,
+        Some(f) if f == FORMAT_V1 => false,
+        _ => return Err(corrupt(path, "missing or unknown format marker")),
+    };
     let kcv = t
         .get(KCV_KEY)
         .map_err(|e| corrupt(path, e))?
@@ -97,7 +133,7 @@ pub(super) fn check_meta(
             path: path.display().to_string(),
         });
     }
-    Ok(())
+    Ok(authenticated)
 }
 
 impl EmbeddedStore {
@@ -112,11 +148,10 @@ impl EmbeddedStore {
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
                 .unwrap_or(false);
-        if exists {
-            guarded(path, || verify_read_only(path, &key))?;
-        }
-        // A file that needed crash recovery was not scanned read-only; the engine repairs it here.
-        let db = guarded(path, || {
+        let scanned = !exists || guarded(path, || verify_read_only(path, &key))?;
+        // A file that needed crash recovery was not scanned read-only; the engine repairs it here, and the
+        // scan follows the repair.
+        let (db, authenticated) = guarded(path, || {
             let db = if exists {
                 Database::open(path).map_err(|e| match e {
                     redb::DatabaseError::DatabaseAlreadyOpen => StoreError::internal(
@@ -136,11 +171,12 @@ impl EmbeddedStore {
                     .map_err(|e| corrupt(path, e))?
             };
             let txn = db.begin_write().map_err(|e| corrupt(path, e))?;
+            let mut authenticated = true;
             {
                 let mut meta = txn.open_table(META).map_err(|e| corrupt(path, e))?;
                 if exists {
                     // Verified read-only above, unless the file needed recovery: check again after it.
-                    check_meta(path, &key, &meta)?;
+                    authenticated = check_meta(path, &key, &meta)?;
                 } else {
                     let kcv = key.key_check_value()?;
                     meta.insert(KCV_KEY, kcv.as_slice())
@@ -158,18 +194,32 @@ impl EmbeddedStore {
             } else {
                 txn.commit().map_err(|e| corrupt(path, e))?;
             }
-            Ok(db)
+            if !scanned {
+                let record_key = record_mac::record_key(&key);
+                let r = db.begin_read().map_err(|e| corrupt(path, e))?;
+                scan(path, &r, authenticated.then_some(record_key.as_slice()))?;
+            }
+            Ok((db, authenticated))
         })?;
         let store = EmbeddedStore {
             inner: Arc::new(Inner {
-                db,
+                db: Db(Some(db)),
+                record_key: record_mac::record_key(&key),
                 key,
                 path: path.to_owned(),
                 history_limit: options.history_limit,
                 rotating: Mutex::new(HashSet::new()),
             }),
         };
-        store.inner.build_task_index()?;
+        // Both read whole tables; on a file the engine just repaired (not scanned above), a damaged page
+        // makes the engine panic, which `guarded` turns into an error.
+        let ready = guarded(path, || {
+            if !authenticated {
+                store.inner.authenticate_records()?;
+            }
+            store.inner.build_task_index()
+        });
+        ready?;
         Ok(store)
     }
 
@@ -209,6 +259,21 @@ impl EmbeddedStore {
                     .ctx("writing a version")?;
                 count += 1;
             }
+            // The records' MACs follow the master key.
+            let new_record_key = record_mac::record_key(new);
+            let mut st = txn.open_table(SECRETS).ctx("opening secrets")?;
+            let mut records = Vec::new();
+            for item in st.iter().ctx("reading secrets")? {
+                let (k, v) = item.ctx("reading secrets")?;
+                let rec = inner.decode_secret(k.value(), v.value())?;
+                let json = serde_json::to_vec(&rec).ctx("encoding a secret record")?;
+                let key = k.value().to_owned();
+                records.push((key.clone(), record_mac::seal(&new_record_key, &key, json)));
+            }
+            for (k, v) in records {
+                st.insert(k.as_str(), v.as_slice())
+                    .ctx("writing a secret")?;
+            }
             let mut meta = txn.open_table(META).ctx("opening meta")?;
             let kcv = new.key_check_value()?;
             meta.insert(KCV_KEY, kcv.as_slice())
@@ -217,5 +282,34 @@ impl EmbeddedStore {
         txn.commit().ctx("committing the re-key")?;
         info!(path = %path.display(), versions = count, new_key = %new.key_id(), "re-keyed the store");
         Ok(count)
+    }
+}
+
+impl Inner {
+    /// Migrates a store of the first format: every secret record gets its MAC, in one transaction.
+    fn authenticate_records(&self) -> StoreResult<()> {
+        let txn = self.db.begin_write().ctx("starting a transaction")?;
+        let mut count = 0usize;
+        {
+            let mut t = txn.open_table(SECRETS).ctx("opening secrets")?;
+            let mut records = Vec::new();
+            for item in t.iter().ctx("reading secrets")? {
+                let (k, v) = item.ctx("reading secrets")?;
+                let key = k.value().to_owned();
+                records.push((
+                    key.clone(),
+                    record_mac::seal(&self.record_key, &key, v.value().to_vec()),
+                ));
+            }
+            for (k, v) in records {
+                t.insert(k.as_str(), v.as_slice()).ctx("writing a secret")?;
+                count += 1;
+            }
+            let mut meta = txn.open_table(META).ctx("opening meta")?;
+            meta.insert(FORMAT_KEY, FORMAT).ctx("writing the format")?;
+        }
+        txn.commit().ctx("committing")?;
+        info!(path = %self.path.display(), records = count, "secret records authenticated (format 2)");
+        Ok(())
     }
 }

@@ -13,7 +13,10 @@ pub(super) const TASK_INDEX: TableDefinition<&str, &[u8]> = TableDefinition::new
 
 pub(super) const KCV_KEY: &str = "kcv";
 pub(super) const FORMAT_KEY: &str = "format";
-pub(super) const FORMAT: &[u8] = b"secret-rotator-store/1";
+/// The current format: secret records carry a MAC under a key derived from the master key.
+pub(super) const FORMAT: &[u8] = b"secret-rotator-store/2";
+/// The first format (secret records without a MAC), migrated at open.
+pub(super) const FORMAT_V1: &[u8] = b"secret-rotator-store/1";
 
 pub(super) fn secret_key(project: &str, name: &str) -> String {
     format!("{project}\0{name}")

@@ -8,6 +8,7 @@
 pub mod crypto;
 mod file;
 mod keys;
+mod record_mac;
 mod records;
 mod records_io;
 mod rotation;
@@ -54,11 +55,46 @@ impl Default for EmbeddedOptions {
 }
 
 struct Inner {
-    db: Database,
+    db: Db,
     key: MasterKey,
+    /// Authenticates secret records ([`record_mac`]).
+    record_key: zeroize::Zeroizing<Vec<u8>>,
     path: PathBuf,
     history_limit: usize,
     rotating: Mutex<HashSet<String>>,
+}
+
+/// The redb database, closed under `catch_unwind`: redb asserts on some damaged files while it closes them
+/// (its allocator state is rewritten at close), and a store must not take the process down on drop.
+struct Db(Option<Database>);
+
+/// Why the database could not start a transaction.
+#[derive(Debug, thiserror::Error)]
+enum DbError {
+    #[error(transparent)]
+    Transaction(#[from] redb::TransactionError),
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl Db {
+    fn begin_write(&self) -> Result<WriteTransaction, DbError> {
+        Ok(self.0.as_ref().ok_or(DbError::Closed)?.begin_write()?)
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction, DbError> {
+        Ok(self.0.as_ref().ok_or(DbError::Closed)?.begin_read()?)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take()
+            && std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db))).is_err()
+        {
+            warn!("the storage engine failed while closing the store file; it may be damaged");
+        }
+    }
 }
 
 /// The embedded, encrypted store.

@@ -17,7 +17,25 @@ impl Inner {
                 kind: "secret",
                 name: name.to_owned(),
             })?;
-        serde_json::from_slice(raw.value()).map_err(|e| StoreError::Corrupt {
+        self.decode_secret(&secret_key(project, name), raw.value())
+    }
+
+    /// A stored secret record, authenticated.
+    pub(super) fn decode_secret(
+        &self,
+        table_key: &str,
+        stored: &[u8],
+    ) -> StoreResult<SecretRecord> {
+        let name = table_key.split('\0').nth(1).unwrap_or_default();
+        let json = record_mac::open(&self.record_key, table_key, stored).ok_or_else(|| {
+            StoreError::Corrupt {
+                path: self.path.display().to_string(),
+                message: format!(
+                    "the record of secret {name} was changed outside the store (its MAC does not match the master key): restore the file from a backup"
+                ),
+            }
+        })?;
+        serde_json::from_slice(json).map_err(|e| StoreError::Corrupt {
             path: self.path.display().to_string(),
             message: format!("secret record {name}: {e}"),
         })
@@ -50,12 +68,11 @@ impl Inner {
         rec: &SecretRecord,
     ) -> StoreResult<()> {
         let mut t = txn.open_table(SECRETS).ctx("opening secrets")?;
-        let bytes = serde_json::to_vec(rec).ctx("encoding a secret record")?;
-        t.insert(
-            secret_key(project, &rec.secret.name).as_str(),
-            bytes.as_slice(),
-        )
-        .ctx("writing a secret")?;
+        let key = secret_key(project, &rec.secret.name);
+        let json = serde_json::to_vec(rec).ctx("encoding a secret record")?;
+        let stored = record_mac::seal(&self.record_key, &key, json);
+        t.insert(key.as_str(), stored.as_slice())
+            .ctx("writing a secret")?;
         Ok(())
     }
 

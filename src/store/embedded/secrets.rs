@@ -110,16 +110,12 @@ impl Inner {
             .range(start.as_str()..end.as_str())
             .ctx("listing secrets")?
         {
-            let (_, v) = item.ctx("listing secrets")?;
+            let (k, v) = item.ctx("listing secrets")?;
             if secrets.len() == limit {
                 more = true;
                 break;
             }
-            let rec: SecretRecord =
-                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
-                    path: self.path.display().to_string(),
-                    message: format!("secret record: {e}"),
-                })?;
+            let rec = self.decode_secret(k.value(), v.value())?;
             secrets.push(rec.secret);
         }
         let next_marker = if more {

@@ -161,3 +161,103 @@ async fn tasks_are_bounded_per_secret_and_go_with_their_secret() {
     let all = s.list_tasks(P, TaskFilter::default()).await.unwrap();
     assert_eq!(all.total, 1, "the neighbour's task stays");
 }
+
+/// Rewrites every secret record of a closed store file with `f` (as someone with the file but not the
+/// key could).
+fn rewrite_records(dir: &tempfile::TempDir, f: impl Fn(&str, &[u8]) -> Vec<u8>) {
+    let db = redb::Database::open(dir.path().join("store.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(super::keys::SECRETS).unwrap();
+        let mut all = Vec::new();
+        for item in t.iter().unwrap() {
+            let (k, v) = item.unwrap();
+            all.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        for (k, v) in all {
+            let new = f(&k, &v);
+            t.insert(k.as_str(), new.as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+}
+
+#[tokio::test]
+async fn a_secret_record_changed_outside_the_store_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, key) = open(&dir);
+    let t = Arc::new(MemoryTarget::default());
+    t.set("app", SecretValue::from_str_value("pw0"));
+    s.create_secret(P, db_secret("db", "SingleUser", "app", "pw0"))
+        .await
+        .unwrap();
+    s.rotate(P, "db", with_target(&t)).await.unwrap();
+    assert_eq!(current(&s, "db").await.version_metadata.id, "v2");
+    drop(s);
+    // Roll SYSCURRENT back to v1 in the JSON, keeping the stored MAC.
+    rewrite_records(&dir, |_, stored| {
+        let (json, mac) = stored.split_at(stored.len() - 32);
+        let mut rec: serde_json::Value = serde_json::from_slice(json).unwrap();
+        rec["stages"]["SYSCURRENT"]["version_id"] = serde_json::json!("v1");
+        let mut out = serde_json::to_vec(&rec).unwrap();
+        out.extend_from_slice(mac);
+        out
+    });
+    let e = EmbeddedStore::open(
+        &dir.path().join("store.redb"),
+        key,
+        EmbeddedOptions::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("changed outside the store"), "{e}");
+}
+
+#[tokio::test]
+async fn a_store_of_the_first_format_gets_its_records_authenticated_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, key) = open(&dir);
+    s.create_secret(
+        P,
+        CreateSecret {
+            name: "api".into(),
+            secret_string: Some(SecretValue::from_str_value("first")),
+            ..CreateSecret::default()
+        },
+    )
+    .await
+    .unwrap();
+    drop(s);
+    // As the first format wrote it: plain JSON records, format 1.
+    rewrite_records(&dir, |_, stored| stored[..stored.len() - 32].to_vec());
+    {
+        let db = redb::Database::open(dir.path().join("store.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(super::keys::META)
+            .unwrap()
+            .insert(super::keys::FORMAT_KEY, super::keys::FORMAT_V1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let s = EmbeddedStore::open(
+        &dir.path().join("store.redb"),
+        key.clone(),
+        EmbeddedOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(current(&s, "api").await.value.expose_str(), Some("first"));
+    drop(s);
+    // Migrated: the records now carry MACs, so a changed one is refused.
+    rewrite_records(&dir, |_, stored| {
+        let mut v = stored.to_vec();
+        v[2] ^= 1;
+        v
+    });
+    assert!(
+        EmbeddedStore::open(
+            &dir.path().join("store.redb"),
+            key,
+            EmbeddedOptions::default()
+        )
+        .is_err()
+    );
+}
