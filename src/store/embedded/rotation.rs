@@ -189,10 +189,7 @@ impl Inner {
         task.task_status = TaskStatus::Processing;
         task.attempt_nums += 1;
         task.task_time = now;
-        rec.active_task = Some(task.task_id.clone());
-        self.write_task(&txn, project, &task)?;
-        self.write_secret(&txn, project, &rec)?;
-        txn.commit().ctx("committing")?;
+        self.commit_with_task(txn, project, &mut rec, &task)?;
         info!(project, secret = name, version = %pending, task = %task.task_id, attempt = task.attempt_nums, "resuming rotation");
         Ok(PendingRotation {
             version_id: pending,
@@ -239,12 +236,9 @@ impl Inner {
         );
         let mut task = new_task(name, now);
         task.attempt_nums = 1;
-        rec.active_task = Some(task.task_id.clone());
         rec.secret.update_time = now;
         self.write_version(&txn, project, name, num, &v)?;
-        self.write_task(&txn, project, &task)?;
-        self.write_secret(&txn, project, &rec)?;
-        txn.commit().ctx("committing")?;
+        self.commit_with_task(txn, project, &mut rec, &task)?;
         info!(project, secret = name, version = %v.id, task = %task.task_id, user = %user, "rotation started");
         Ok(PendingRotation {
             version_id: v.id,
@@ -255,6 +249,20 @@ impl Inner {
             in_use,
             resumed: false,
         })
+    }
+
+    /// Ends step (1): `task` becomes the secret's active task, both are written, the transaction commits.
+    fn commit_with_task(
+        &self,
+        txn: WriteTransaction,
+        project: &str,
+        rec: &mut SecretRecord,
+        task: &RotationTask,
+    ) -> StoreResult<()> {
+        rec.active_task = Some(task.task_id.clone());
+        self.write_task(&txn, project, task)?;
+        self.write_secret(&txn, project, rec)?;
+        txn.commit().ctx("committing")
     }
 
     /// The password the store holds for `user`: SYSCURRENT's or SYSPREVIOUS's when it names that account;
