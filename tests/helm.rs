@@ -2,76 +2,22 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use support::helm::chart;
 use support::operator::*;
-use support::{
-    TestNamespace, client, client_for, control_plane, install_crd, kubectl, kubectl_ok, repo_root,
-    tool,
-};
+use support::{TestNamespace, client, client_for, control_plane, install_crd, kubectl, kubectl_ok};
 
 fn helm(args: &[&str]) -> std::process::Output {
-    Command::new(tool("helm"))
-        .args(args)
-        .env("KUBECONFIG", &control_plane().kubeconfig)
-        .env(
-            "HELM_CACHE_HOME",
-            std::env::temp_dir().join("sr-helm-cache"),
-        )
-        .env(
-            "HELM_CONFIG_HOME",
-            std::env::temp_dir().join("sr-helm-config"),
-        )
-        .env("HELM_DATA_HOME", std::env::temp_dir().join("sr-helm-data"))
-        .output()
-        .expect("running helm")
+    support::helm::helm(&control_plane().kubeconfig, args)
 }
 
 fn helm_ok(args: &[&str]) -> String {
-    let out = helm(args);
-    assert!(
-        out.status.success(),
-        "helm {} failed:\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn chart() -> String {
-    repo_root()
-        .join("charts/secret-rotator")
-        .display()
-        .to_string()
+    support::helm::helm_ok(&control_plane().kubeconfig, args)
 }
 
 fn kubectl_stdin(args: &[&str], input: &str) -> String {
-    let mut child = Command::new(tool("kubectl"))
-        .args(args)
-        .env("KUBECONFIG", &control_plane().kubeconfig)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {}:\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::helm::kubectl_stdin(&control_plane().kubeconfig, args, input)
 }
 
 #[test]

@@ -8,70 +8,22 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use support::helm::chart;
 use support::node::{container_pid, load_image, node, node_logs};
 use support::operator::*;
-use support::{TestNamespace, client, install_crd, kubectl, kubectl_ok, repo_root, tool};
-
-fn helm(args: &[&str]) -> std::process::Output {
-    let tmp = std::env::temp_dir();
-    Command::new(tool("helm"))
-        .args(args)
-        .env("KUBECONFIG", &node().kubeconfig)
-        .env("HELM_CACHE_HOME", tmp.join("sr-helm-cache"))
-        .env("HELM_CONFIG_HOME", tmp.join("sr-helm-config"))
-        .env("HELM_DATA_HOME", tmp.join("sr-helm-data"))
-        .output()
-        .expect("running helm")
-}
+use support::{TestNamespace, client, install_crd, kubectl, kubectl_ok, repo_root};
 
 fn helm_ok(args: &[&str]) -> String {
-    let out = helm(args);
-    assert!(
-        out.status.success(),
-        "helm {} failed:\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn chart() -> String {
-    repo_root()
-        .join("charts/secret-rotator")
-        .display()
-        .to_string()
+    support::helm::helm_ok(&node().kubeconfig, args)
 }
 
 fn kubectl_stdin(args: &[&str], input: &str) -> String {
-    let mut child = Command::new(tool("kubectl"))
-        .args(args)
-        .env("KUBECONFIG", &node().kubeconfig)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running kubectl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("writing to kubectl");
-    let out = child.wait_with_output().expect("kubectl output");
-    assert!(
-        out.status.success(),
-        "kubectl {}:\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::helm::kubectl_stdin(&node().kubeconfig, args, input)
 }
 
 fn json(args: &[&str]) -> serde_json::Value {

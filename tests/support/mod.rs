@@ -239,5 +239,6 @@ impl Drop for TestNamespace {
     }
 }
 pub mod db;
+pub mod helm;
 pub mod node;
 pub mod operator;
