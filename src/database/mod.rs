@@ -1,7 +1,9 @@
 //! Password changers for PostgreSQL and MySQL/MariaDB behind the store's [`PasswordTarget`] trait.
 
 pub mod mysql;
+mod mysql_guard;
 pub mod postgres;
+mod postgres_guard;
 mod tls;
 
 use std::sync::Arc;

@@ -3,13 +3,13 @@
 
 use async_trait::async_trait;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
-use tokio_postgres::config::SslMode;
+use tokio_postgres::config::{ChannelBinding, SslMode};
 use tracing::debug;
 
-use super::{CONNECT_TIMEOUT, Connection, describe, tls};
+use super::{CONNECT_TIMEOUT, Connection, describe, postgres_guard, tls};
 use crate::api::TlsMode;
 use crate::secret_value::SecretValue;
-use crate::store::target::{PasswordTarget, TargetError};
+use crate::store::target::{PasswordTarget, TargetError, login_failure};
 
 /// A PostgreSQL server.
 pub struct Postgres {
@@ -37,8 +37,34 @@ impl Postgres {
             .application_name("secret-rotator");
         let where_ = describe(&self.conn);
         let classify = |e: tokio_postgres::Error| {
-            let code = match e.code() {
-                Some(c) if c.code().starts_with("28") => "AUTH",
+            let db_code = e.code().map(|c| c.code().to_owned());
+            if let Some(method) = postgres_guard::insecure_method(&e) {
+                return TargetError::new(
+                    "INSECURE_AUTH",
+                    format!(
+                        "connecting to {where_} as {user}: the server asked for {method}; without tls.mode \
+                         verify-full the password goes only through SCRAM (set the account's method to \
+                         scram-sha-256 in pg_hba.conf, or verify the server)"
+                    ),
+                );
+            }
+            let cause = std::error::Error::source(&e).map(|c| c.to_string());
+            let e = match &cause {
+                Some(c) => format!("{e}: {c}"),
+                None => e.to_string(),
+            };
+            if cause.as_deref() == Some("server did not use channel binding") {
+                return TargetError::new(
+                    "INSECURE_AUTH",
+                    format!(
+                        "connecting to {where_} as {user}: the server did not authenticate with SCRAM and \
+                         channel binding; over TLS that is not verified the password goes only that way (use \
+                         scram-sha-256 in pg_hba.conf, or tls.mode verify-full)"
+                    ),
+                );
+            }
+            let code = match db_code {
+                Some(c) if c.starts_with("28") => "AUTH",
                 _ => "CONNECT",
             };
             // The driver's messages name the user and the server's reason, never the password.
@@ -46,9 +72,34 @@ impl Postgres {
         };
         let client = match self.conn.tls {
             TlsMode::Disable => {
+                // No TLS: the driver would answer a cleartext or MD5 request, so the socket is watched.
                 cfg.ssl_mode(SslMode::Disable);
-                let (client, connection) =
-                    cfg.connect(tokio_postgres::NoTls).await.map_err(classify)?;
+                let socket = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio::net::TcpStream::connect((self.conn.host.as_str(), self.conn.port)),
+                )
+                .await
+                .map_err(|_| {
+                    TargetError::new(
+                        "TIMEOUT",
+                        format!("connecting to {where_} as {user} timed out"),
+                    )
+                })?
+                .map_err(|e| TargetError::new("CONNECT", format!("connecting to {where_}: {e}")))?;
+                let _ = socket.set_nodelay(true);
+                let guarded = postgres_guard::GuardedStream::new(socket);
+                let (client, connection) = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    cfg.connect_raw(guarded, tokio_postgres::NoTls),
+                )
+                .await
+                .map_err(|_| {
+                    TargetError::new(
+                        "TIMEOUT",
+                        format!("authenticating to {where_} as {user} timed out"),
+                    )
+                })?
+                .map_err(classify)?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
@@ -56,8 +107,13 @@ impl Postgres {
             }
             mode => {
                 cfg.ssl_mode(SslMode::Require);
-                let config =
-                    tls::client_config(mode == TlsMode::VerifyFull, self.conn.ca_pem.as_deref())?;
+                let verify = mode == TlsMode::VerifyFull;
+                if !verify {
+                    // An unverified server gets SCRAM with channel binding or nothing: cleartext and MD5
+                    // requests fail in the driver, and so does SCRAM without the binding.
+                    cfg.channel_binding(ChannelBinding::Require);
+                }
+                let config = tls::client_config(verify, self.conn.ca_pem.as_deref())?;
                 let connector = tokio_postgres_rustls::MakeRustlsConnect::new(config);
                 let (client, connection) = cfg.connect(connector).await.map_err(classify)?;
                 tokio::spawn(async move {
@@ -114,10 +170,7 @@ impl PasswordTarget for Postgres {
     }
 
     async fn test_login(&self, user: &str, password: &SecretValue) -> Result<(), TargetError> {
-        let client = self
-            .connect(user, password)
-            .await
-            .map_err(|e| TargetError::new("LOGIN_TEST", e.message))?;
+        let client = self.connect(user, password).await.map_err(login_failure)?;
         client
             .simple_query("SELECT 1")
             .await

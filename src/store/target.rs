@@ -8,7 +8,8 @@ use crate::secret_value::SecretValue;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct TargetError {
-    /// A short code: `CONNECT`, `AUTH`, `SET_PASSWORD`, `LOGIN_TEST`, `TLS`, `TIMEOUT`, `CONFIG`.
+    /// A short code: `CONNECT`, `AUTH`, `SET_PASSWORD`, `LOGIN_TEST`, `TLS`, `TIMEOUT`, `CONFIG`,
+    /// `INSECURE_AUTH` (the server asked for a method that sends the password, and is not verified).
     pub code: String,
     /// What failed.
     pub message: String,
@@ -21,6 +22,16 @@ impl TargetError {
             code: code.to_owned(),
             message: message.into(),
         }
+    }
+}
+
+/// A connection failure during a login test, as the test's failure: `LOGIN_TEST`, except a refusal to
+/// authenticate insecurely (`INSECURE_AUTH`), which keeps its code because it says what to change.
+pub fn login_failure(e: TargetError) -> TargetError {
+    if e.code == "INSECURE_AUTH" {
+        e
+    } else {
+        TargetError::new("LOGIN_TEST", e.message)
     }
 }
 

@@ -179,9 +179,15 @@ impl Postgres {
     /// Refuses `user`'s logins over TCP from 127.0.0.1 (a pg_hba rule ahead of the others); the socket
     /// still lets it in.
     pub async fn refuse_tcp_logins_of(&self, user: &str) {
+        self.prepend_hba(&format!("host all {user} 127.0.0.1/32 reject"))
+            .await;
+    }
+
+    /// Puts `line` ahead of the other pg_hba.conf rules and reloads.
+    pub async fn prepend_hba(&self, line: &str) {
         let hba = self.dir.path().join("data/pg_hba.conf");
         let old = std::fs::read_to_string(&hba).unwrap();
-        std::fs::write(&hba, format!("host all {user} 127.0.0.1/32 reject\n{old}")).unwrap();
+        std::fs::write(&hba, format!("{line}\n{old}")).unwrap();
         self.admin_sql("SELECT pg_reload_conf()").await;
     }
 
