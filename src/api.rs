@@ -50,6 +50,7 @@ pub const CONDITION_ROTATING: &str = "Rotating";
     printcolumn = r#"{"name":"Last Rotation","type":"date","jsonPath":".status.lastRotationTime"}"#,
     printcolumn = r#"{"name":"Next Rotation","type":"string","jsonPath":".status.nextRotationTime"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Rotating","type":"string","jsonPath":".status.conditions[?(@.type==\"Rotating\")].reason","description":"Idle, InProgress, Retrying, or WaitingForWindow when a due rotation waits for its maintenance window"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -145,8 +146,8 @@ pub struct RotationSpec {
     #[schemars(regex(pattern = r"^[1-9][0-9]{0,7}[smhd]$"))]
     pub period: Option<String>,
 
-    /// Five-field cron expression in UTC (minute hour day-of-month month day-of-week), for example
-    /// "0 3 * * 0" for 03:00 every Sunday. Exclusive with period.
+    /// Five-field cron expression (minute hour day-of-month month day-of-week), in timeZone (default
+    /// UTC), for example "0 3 * * 0" for 03:00 every Sunday. Exclusive with period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^\s*\S+(\s+\S+){4}\s*$"), length(max = 128))]
     pub schedule: Option<String>,
@@ -161,6 +162,33 @@ pub struct RotationSpec {
     /// Rotate once as soon as the resource is created, instead of adopting the store's current version.
     #[serde(default = "default_true")]
     pub rotate_on_create: bool,
+
+    /// IANA time zone (for example Europe/Berlin, Asia/Shanghai) in which schedule and
+    /// maintenanceWindow.schedule are read. Default UTC. Across a daylight-saving change a tick that
+    /// falls in the skipped hour runs right after it, and a tick in the repeated hour runs once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: Option<String>,
+
+    /// When due rotations may start: a scheduled rotation (period elapsed or cron tick passed) that falls
+    /// due outside the window waits for the next opening. rotate-now, the first value and rotateOnCreate
+    /// do not wait. The status says when a rotation waits (Rotating=False, reason WaitingForWindow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_window: Option<MaintenanceWindow>,
+}
+
+/// Recurring times in which due rotations may start.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceWindow {
+    /// Five-field cron expression for the window's openings, in the rotation's timeZone, for example
+    /// "0 1 * * *" for 01:00 every night.
+    #[schemars(regex(pattern = r"^\s*\S+(\s+\S+){4}\s*$"), length(max = 128))]
+    pub schedule: String,
+    /// How long the window stays open after each opening: a positive integer and a unit, s, m, h or d
+    /// (for example 3h). A rotation starts inside the window; it may finish after it closes.
+    #[schemars(regex(pattern = r"^[1-9][0-9]{0,7}[smhd]$"))]
+    pub duration: String,
 }
 
 fn default_true() -> bool {

@@ -39,6 +39,8 @@ pub enum Reason {
     InProgress,
     /// Rotating: the last attempt failed; a retry follows after a backoff.
     Retrying,
+    /// Rotating: a scheduled rotation is due and waits for its maintenance window.
+    WaitingForWindow,
     /// Event: a new version was made and the synced Secret updated.
     Rotated,
     /// Event: a restart target's pod template was annotated.
@@ -69,6 +71,7 @@ impl Reason {
             Reason::Idle => "Idle",
             Reason::InProgress => "InProgress",
             Reason::Retrying => "Retrying",
+            Reason::WaitingForWindow => "WaitingForWindow",
             Reason::Rotated => "Rotated",
             Reason::RestartTriggered => "RestartTriggered",
             Reason::RestartTargetMissing => "RestartTargetMissing",

@@ -301,6 +301,8 @@ pub struct Outcome<'a> {
     pub synced: &'a SyncedState,
     /// The next scheduled rotation.
     pub next_rotation: Option<Timestamp>,
+    /// A due rotation waits for the maintenance window opening then.
+    pub waiting_for_window: Option<Timestamp>,
 }
 
 /// Records what acting did: a successful rotation clears the failures, a handled rotate-now is done. The
@@ -401,6 +403,14 @@ pub fn settle(
             format!(
                 "attempt {} failed; retrying with backoff",
                 st.failed_attempts
+            ),
+        )
+    } else if let Some(opens) = outcome.waiting_for_window {
+        Verdict::no(
+            Reason::WaitingForWindow,
+            format!(
+                "a scheduled rotation is due; it waits for the maintenance window, which opens at {}",
+                seconds(opens).0
             ),
         )
     } else {
@@ -622,6 +632,34 @@ conditions:
         assert!(quiet.status.is_some() && quiet.notes.is_empty());
     }
 
+    /// A due rotation waiting for its maintenance window: Ready stays True, Rotating says it waits and
+    /// until when, and the next rotation is the window's opening.
+    #[test]
+    fn a_rotation_waiting_for_its_window_says_so() {
+        let previous = fixture(SYNCED_V1);
+        let f = frame(&previous);
+        let opens: Timestamp = "2026-11-29T01:00:00Z".parse().unwrap();
+        let synced = held("v1", false, vec![]);
+        let outcome = Outcome {
+            bootstrapped: false,
+            rotated: false,
+            failure: None,
+            synced: &synced,
+            next_rotation: Some(opens),
+            waiting_for_window: Some(opens),
+        };
+        let st = settle(&f, f.base(), &previous, &outcome).status.unwrap();
+        assert_eq!(ready(&st).1, "Synced");
+        assert_eq!(rotating(&st), ("False", "WaitingForWindow"));
+        let c = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Rotating")
+            .unwrap();
+        assert!(c.message.contains("2026-11-29T01:00:00Z"), "{}", c.message);
+        assert_eq!(st.next_rotation_time.unwrap().0, opens);
+    }
+
     /// Table: a previous status, what the reconcile did, and the Ready/Rotating it must show.
     #[test]
     fn settle_table() {
@@ -781,6 +819,7 @@ lastFailure: {time: 2026-11-27T11:59:00Z, errorCode: NeedsInitialPassword, messa
                 failure: case.failure,
                 synced: &case.synced,
                 next_rotation: Some("2026-12-27T12:00:00Z".parse().unwrap()),
+                waiting_for_window: None,
             };
             let settled = settle(&f, st, &previous, &outcome);
             let st = settled.status.clone().unwrap_or_else(|| previous.clone());
@@ -842,6 +881,7 @@ lastFailure: {time: 2026-11-27T11:59:00Z, errorCode: NeedsInitialPassword, messa
             rotated: true,
             failure: None,
             synced: &synced,
+            waiting_for_window: None,
             next_rotation: None,
         };
         let settled = settle(&f, st, &intent, &outcome);

@@ -9,12 +9,14 @@
 pub mod backoff;
 pub mod duration;
 pub mod schedule;
+pub mod window;
 
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
 use schedule::Schedule;
+use window::MaintenanceWindow;
 
 /// The longest the controller waits before looking again, to notice drift in the store.
 pub const MAX_REQUEUE: Duration = Duration::from_secs(600);
@@ -75,6 +77,8 @@ pub struct Input<'a> {
     pub now: Timestamp,
     /// When rotations fall due.
     pub timing: &'a Timing,
+    /// `spec.rotation.maintenanceWindow`: when scheduled rotations may start.
+    pub maintenance: Option<&'a MaintenanceWindow>,
     /// `spec.suspend`.
     pub suspend: bool,
     /// `spec.rotation.rotateOnCreate`.
@@ -119,9 +123,11 @@ pub struct Plan {
     pub next_rotation: Option<Timestamp>,
     /// When to look again, if nothing else happens first.
     pub requeue_after: Duration,
+    /// A scheduled rotation is due but waits for the maintenance window that opens then.
+    pub waiting_for_window: Option<Timestamp>,
 }
 
-fn add(t: Timestamp, d: Duration) -> Timestamp {
+pub(crate) fn add(t: Timestamp, d: Duration) -> Timestamp {
     SignedDuration::try_from(d)
         .ok()
         .and_then(|d| t.checked_add(d).ok())
@@ -171,18 +177,21 @@ pub fn plan(i: &Input<'_>) -> Plan {
                 action: Action::Sync,
                 next_rotation: None,
                 requeue_after: MAX_REQUEUE,
+                waiting_for_window: None,
             }
         } else if in_backoff {
             Plan {
                 action: Action::Backoff,
                 next_rotation: None,
                 requeue_after: until(i.now, retry_at.unwrap_or(i.now)),
+                waiting_for_window: None,
             }
         } else {
             Plan {
                 action: Action::Rotate(Reason::Bootstrap),
                 next_rotation: None,
                 requeue_after: MAX_REQUEUE,
+                waiting_for_window: None,
             }
         };
     };
@@ -192,6 +201,7 @@ pub fn plan(i: &Input<'_>) -> Plan {
     } else {
         next_due(i.timing, current_created, i.now)
     };
+
     let requeue_for = |t: Option<Timestamp>| {
         t.map(|t| until(i.now, t))
             .unwrap_or(MAX_REQUEUE)
@@ -205,6 +215,7 @@ pub fn plan(i: &Input<'_>) -> Plan {
                 action: Action::CompleteRotateNow(p.value.clone()),
                 next_rotation: due,
                 requeue_after: requeue_for(due),
+                waiting_for_window: None,
             };
         }
         if !i.suspend {
@@ -213,12 +224,14 @@ pub fn plan(i: &Input<'_>) -> Plan {
                     action: Action::Backoff,
                     next_rotation: due,
                     requeue_after: until(i.now, retry_at.unwrap_or(i.now)),
+                    waiting_for_window: None,
                 }
             } else {
                 Plan {
                     action: Action::Rotate(Reason::RotateNow(p.value.clone())),
                     next_rotation: due,
                     requeue_after: requeue_for(due),
+                    waiting_for_window: None,
                 }
             };
         }
@@ -237,21 +250,43 @@ pub fn plan(i: &Input<'_>) -> Plan {
         due.filter(|d| *d <= i.now).map(Reason::Scheduled)
     };
 
+    // A scheduled rotation starts only inside the maintenance window; until then it waits, and says so.
+    if let (Some(Reason::Scheduled(_)), Some(w)) = (&reason, i.maintenance)
+        && !w.is_open(i.now)
+    {
+        let opens = w.open_at_or_after(i.now);
+        return Plan {
+            action: Action::Sync,
+            next_rotation: opens,
+            requeue_after: requeue_for(opens),
+            waiting_for_window: opens,
+        };
+    }
+    // The next rotation as people see it: the due time, moved to the window's next opening. The look
+    // again stays at the due time, so that the status says the rotation waits as soon as it does.
+    let shown = match (due, i.maintenance) {
+        (Some(d), Some(w)) if d > i.now => w.open_at_or_after(d),
+        (d, _) => d,
+    };
+
     match reason {
         Some(_) if in_backoff => Plan {
             action: Action::Backoff,
-            next_rotation: due,
+            next_rotation: shown,
             requeue_after: until(i.now, retry_at.unwrap_or(i.now)),
+            waiting_for_window: None,
         },
         Some(r) => Plan {
             action: Action::Rotate(r),
-            next_rotation: due,
+            next_rotation: shown,
             requeue_after: requeue_for(due),
+            waiting_for_window: None,
         },
         None => Plan {
             action: Action::Sync,
-            next_rotation: due,
+            next_rotation: shown,
             requeue_after: requeue_for(due),
+            waiting_for_window: None,
         },
     }
 }
@@ -268,6 +303,7 @@ mod tests {
         Input {
             now: ts("2026-11-27T12:00:00Z"),
             timing,
+            maintenance: None,
             suspend: false,
             rotate_on_create: false,
             created: ts("2026-11-01T00:00:00Z"),
@@ -443,5 +479,76 @@ mod tests {
             plan(&i).action,
             Action::Rotate(Reason::Scheduled(ts("2026-11-27T03:00:00Z")))
         );
+    }
+
+    #[test]
+    fn a_due_rotation_waits_for_the_maintenance_window() {
+        let t = Timing::Period(DAY);
+        let w = MaintenanceWindow {
+            schedule: Schedule::parse("0 1 * * *").unwrap(),
+            duration: Duration::from_secs(3 * 3600),
+        };
+        let mut i = base(&t);
+        i.maintenance = Some(&w);
+        // Not due yet (due 2026-11-28T11:00): shown as the next opening after the due time.
+        let p = plan(&i);
+        assert_eq!(p.action, Action::Sync);
+        assert_eq!(p.next_rotation, Some(ts("2026-11-29T01:00:00Z")));
+        assert_eq!(p.waiting_for_window, None);
+        // Due at noon, window closed: waits, says so, looks again when it opens.
+        i.now = ts("2026-11-28T12:00:00Z");
+        let p = plan(&i);
+        assert_eq!(p.action, Action::Sync);
+        assert_eq!(p.waiting_for_window, Some(ts("2026-11-29T01:00:00Z")));
+        assert_eq!(p.next_rotation, Some(ts("2026-11-29T01:00:00Z")));
+        assert_eq!(p.requeue_after, MAX_REQUEUE);
+        i.now = ts("2026-11-29T00:59:00Z");
+        assert_eq!(plan(&i).requeue_after, Duration::from_secs(60));
+        // Inside the window: rotates for the original due time.
+        i.now = ts("2026-11-29T01:00:00Z");
+        assert_eq!(
+            plan(&i).action,
+            Action::Rotate(Reason::Scheduled(ts("2026-11-28T11:00:00Z")))
+        );
+        // rotate-now does not wait.
+        i.now = ts("2026-11-28T12:00:00Z");
+        i.rotate_now = Some("x");
+        assert_eq!(
+            plan(&i).action,
+            Action::Rotate(Reason::RotateNow("x".into()))
+        );
+        // Nor does rotateOnCreate.
+        i.rotate_now = None;
+        i.rotate_on_create = true;
+        i.created = ts("2026-11-28T11:30:00Z");
+        assert_eq!(plan(&i).action, Action::Rotate(Reason::OnCreate));
+        // Suspended: nothing waits.
+        i.rotate_on_create = false;
+        i.suspend = true;
+        assert_eq!(plan(&i).waiting_for_window, None);
+    }
+
+    #[test]
+    fn a_short_period_waits_for_a_short_window() {
+        let t = Timing::Period(Duration::from_secs(5));
+        let w = MaintenanceWindow {
+            schedule: Schedule::parse("* * * * *")
+                .unwrap()
+                .in_zone(schedule::zone("Asia/Kolkata").unwrap()),
+            duration: Duration::from_secs(10),
+        };
+        let mut i = base(&t);
+        i.maintenance = Some(&w);
+        i.current = Some(("v3", ts("2026-11-28T20:48:07Z")));
+        i.now = ts("2026-11-28T20:48:17.3Z");
+        let p = plan(&i);
+        assert_eq!(p.action, Action::Sync);
+        assert_eq!(p.waiting_for_window, Some(ts("2026-11-28T20:49:00Z")));
+        // Before it is due: shown at the opening, looked at again when due (to say it waits).
+        i.now = ts("2026-11-28T20:48:09Z");
+        let p = plan(&i);
+        assert_eq!(p.next_rotation, Some(ts("2026-11-28T20:49:00Z")));
+        assert_eq!(p.waiting_for_window, None);
+        assert_eq!(p.requeue_after, Duration::from_secs(3));
     }
 }

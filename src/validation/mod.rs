@@ -15,7 +15,8 @@ use crate::api::{
 use crate::password::{self, PasswordPolicy};
 use crate::planner::Timing;
 use crate::planner::duration::parse_duration;
-use crate::planner::schedule::Schedule;
+use crate::planner::schedule::{Schedule, zone};
+use crate::planner::window::MaintenanceWindow;
 use crate::store::SecretName;
 use crate::template::Template;
 use kube_names::{MAX_ANNOTATION_BYTES, label_value, printable, qualified_name, secret_key};
@@ -86,25 +87,28 @@ pub fn validate(sr: &SecretRotation) -> Result<ValidatedSpec, InvalidSpec> {
     restart_targets(&spec.restart_targets, &mut c);
 
     match (store_secret, timing, database) {
-        (Some(store_secret), Some(timing), Some(database)) if c.0.is_empty() => Ok(ValidatedSpec {
-            store_secret,
-            project: spec.project_id.clone().filter(|p| !p.is_empty()),
-            secret_type: spec.secret_type,
-            timing,
-            rotate_on_create: spec.rotation.rotate_on_create,
-            suspend: spec.suspend,
-            rotate_now,
-            database,
-            password,
-            sync_target: SyncTarget {
-                name: sr.synced_secret_name(),
-                templates,
-                labels: spec.target.labels.clone(),
-                annotations: spec.target.annotations.clone(),
-                deletion_policy: spec.target.deletion_policy,
-            },
-            restart_targets: spec.restart_targets.clone(),
-        }),
+        (Some(store_secret), Some((timing, maintenance)), Some(database)) if c.0.is_empty() => {
+            Ok(ValidatedSpec {
+                store_secret,
+                project: spec.project_id.clone().filter(|p| !p.is_empty()),
+                secret_type: spec.secret_type,
+                timing,
+                maintenance,
+                rotate_on_create: spec.rotation.rotate_on_create,
+                suspend: spec.suspend,
+                rotate_now,
+                database,
+                password,
+                sync_target: SyncTarget {
+                    name: sr.synced_secret_name(),
+                    templates,
+                    labels: spec.target.labels.clone(),
+                    annotations: spec.target.annotations.clone(),
+                    deletion_policy: spec.target.deletion_policy,
+                },
+                restart_targets: spec.restart_targets.clone(),
+            })
+        }
         _ => Err(InvalidSpec {
             name: format!(
                 "{}/{}",
@@ -133,7 +137,8 @@ fn store_secret(name: &str, c: &mut Collector) -> Option<SecretName> {
     }
 }
 
-fn timing(r: &RotationSpec, c: &mut Collector) -> Option<Timing> {
+/// The timing and the maintenance window, read in the rotation's time zone.
+fn timing(r: &RotationSpec, c: &mut Collector) -> Option<(Timing, Option<MaintenanceWindow>)> {
     let before = c.0.len();
     match (r.period.as_deref(), r.schedule.as_deref()) {
         (Some(_), Some(_)) => c.push(
@@ -153,6 +158,17 @@ fn timing(r: &RotationSpec, c: &mut Collector) -> Option<Timing> {
             None
         }
     });
+    let zone = match r.time_zone.as_deref() {
+        None => Some(jiff::tz::TimeZone::UTC),
+        Some(name) => match zone(name) {
+            Ok(z) => Some(z),
+            Err(e) => {
+                c.push("spec.rotation.timeZone", e.to_string());
+                None
+            }
+        },
+    };
+    let zone = zone.unwrap_or(jiff::tz::TimeZone::UTC);
     let schedule = r.schedule.as_deref().and_then(|s| match Schedule::parse(s) {
         Err(e) => {
             c.push("spec.rotation.schedule", e.to_string());
@@ -166,7 +182,7 @@ fn timing(r: &RotationSpec, c: &mut Collector) -> Option<Timing> {
             );
             None
         }
-        Ok(sched) => Some(sched),
+        Ok(sched) => Some(sched.in_zone(zone.clone())),
     });
     let window = r.window.as_deref().and_then(|w| {
         if r.schedule.is_none() {
@@ -180,17 +196,57 @@ fn timing(r: &RotationSpec, c: &mut Collector) -> Option<Timing> {
             }
         }
     });
+    let maintenance = r
+        .maintenance_window
+        .as_ref()
+        .and_then(|w| maintenance_window(w, zone, c));
     if c.0.len() > before {
         return None;
     }
-    match (period, schedule) {
-        (Some(p), None) => Some(Timing::Period(p)),
-        (None, Some(s)) => Some(Timing::Schedule {
+    let timing = match (period, schedule) {
+        (Some(p), None) => Timing::Period(p),
+        (None, Some(s)) => Timing::Schedule {
             schedule: Box::new(s),
             window,
-        }),
-        _ => None,
-    }
+        },
+        _ => return None,
+    };
+    Some((timing, maintenance))
+}
+
+fn maintenance_window(
+    w: &crate::api::MaintenanceWindow,
+    zone: jiff::tz::TimeZone,
+    c: &mut Collector,
+) -> Option<MaintenanceWindow> {
+    let schedule = match Schedule::parse(&w.schedule) {
+        Ok(s) if s.next_after(jiff::Timestamp::now()).is_none() => {
+            c.push(
+                "spec.rotation.maintenanceWindow.schedule",
+                format!(
+                    "{:?} never opens; no scheduled rotation would ever happen",
+                    w.schedule
+                ),
+            );
+            None
+        }
+        Ok(s) => Some(s.in_zone(zone)),
+        Err(e) => {
+            c.push("spec.rotation.maintenanceWindow.schedule", e.to_string());
+            None
+        }
+    };
+    let duration = match parse_duration(&w.duration) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            c.push("spec.rotation.maintenanceWindow.duration", e.to_string());
+            None
+        }
+    };
+    Some(MaintenanceWindow {
+        schedule: schedule?,
+        duration: duration?,
+    })
 }
 
 /// `Some(None)` for a valid spec without a database, `None` when a rule is broken.
@@ -438,6 +494,37 @@ mod tests {
         match validate(&from_yaml(spec)) {
             Ok(_) => vec![],
             Err(e) => e.errors.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn time_zone_and_maintenance_window() {
+        let v = validate(&from_yaml(
+            "rotation: {period: 5s, timeZone: Asia/Kolkata, maintenanceWindow: {schedule: '* * * * *', duration: 10s}}",
+        ))
+        .unwrap();
+        let w = v.maintenance.expect("the window is kept");
+        assert_eq!(w.duration, std::time::Duration::from_secs(10));
+        for (spec, field) in [
+            (
+                "rotation: {period: 1d, timeZone: Nowhere/Land}",
+                "spec.rotation.timeZone",
+            ),
+            (
+                "rotation: {period: 1d, maintenanceWindow: {schedule: '* *', duration: 1h}}",
+                "spec.rotation.maintenanceWindow.schedule",
+            ),
+            (
+                "rotation: {period: 1d, maintenanceWindow: {schedule: '0 0 31 2 *', duration: 1h}}",
+                "spec.rotation.maintenanceWindow.schedule",
+            ),
+            (
+                "rotation: {period: 1d, maintenanceWindow: {schedule: '0 1 * * *', duration: 0h}}",
+                "spec.rotation.maintenanceWindow.duration",
+            ),
+        ] {
+            let e = errors(spec);
+            assert!(e.iter().any(|e| e.starts_with(field)), "{spec}: {e:?}");
         }
     }
 

@@ -9,6 +9,7 @@ use crate::api::{
 };
 use crate::password::PasswordPolicy;
 use crate::planner::Timing;
+use crate::planner::window::MaintenanceWindow;
 use crate::store::SecretName;
 use crate::template::Template;
 
@@ -23,6 +24,8 @@ pub struct ValidatedSpec {
     pub secret_type: SecretType,
     /// When rotations fall due.
     pub timing: Timing,
+    /// `spec.rotation.maintenanceWindow`, read in the rotation's time zone.
+    pub maintenance: Option<MaintenanceWindow>,
     /// `spec.rotation.rotateOnCreate`.
     pub rotate_on_create: bool,
     /// `spec.suspend`.

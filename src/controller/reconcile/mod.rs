@@ -122,6 +122,7 @@ impl<'a> Run<'a> {
             failure: acted.failure.as_ref(),
             synced: &synced,
             next_rotation: plan.next_rotation,
+            waiting_for_window: plan.waiting_for_window,
         };
         let settled = status::settle(&self.frame(&spec), st, &self.written, &outcome);
         self.finish(&spec, settled, &plan, acted.failure.as_ref(), &synced)
@@ -222,6 +223,7 @@ impl<'a> Run<'a> {
         planner::plan(&Input {
             now: self.now,
             timing: &spec.timing,
+            maintenance: spec.maintenance.as_ref(),
             suspend: spec.suspend,
             rotate_on_create: spec.rotate_on_create,
             // An adopted value predates the resource in every sense that matters.
