@@ -598,6 +598,22 @@ async fn every_metric_in_the_rules_and_the_dashboard_is_exported_by_the_operator
     let c = client().await;
     install_crd(&c).await;
     let ns = TestNamespace::new(&c, "alerts").await;
+    // The apiserver takes the dashboard's ConfigMap as rendered (size, names, labels).
+    let cm = helm_template(&[
+        "--set",
+        &format!(
+            "grafanaDashboard.enabled=true,grafanaDashboard.namespace={}",
+            ns.name
+        ),
+        "--show-only",
+        "templates/grafana-dashboard.yaml",
+    ]);
+    let applied =
+        support::helm::kubectl_stdin(&control_plane().kubeconfig, &["apply", "-f", "-"], &cm);
+    assert!(
+        applied.contains("configmap/rel-secret-rotator-dashboard created"),
+        "{applied}"
+    );
     let kubeconfig = restricted_kubeconfig(&ns.name);
     let files = OperatorFiles::new();
     let op = Operator::start(
