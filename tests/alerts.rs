@@ -410,7 +410,7 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     while i < chars.len() {
         let c = chars[i];
         if c == '"' || c == '\'' || c == '`' {
-            // A string: find its end by treating it as a group that closes on the same quote.
+            // A string: skip to its closing quote (backslash escapes, except in a backtick string).
             let mut j = i + 1;
             while j < chars.len() && chars[j] != c {
                 if chars[j] == '\\' && c != '`' {
