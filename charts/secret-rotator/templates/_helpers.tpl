@@ -34,3 +34,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "secret-rotator.masterKeySecret" -}}
 {{- default (printf "%s-master-key" (include "secret-rotator.fullname" .)) .Values.store.embedded.existingMasterKeySecret -}}
 {{- end -}}
+
+{{- /* A duration of one unit (90s, 30m, 1h, 2d) in seconds. */ -}}
+{{- define "secret-rotator.seconds" -}}
+{{- $d := toString . -}}
+{{- if not (regexMatch "^[0-9]+[smhd]$" $d) -}}
+{{- fail (printf "%q is not a duration like 30m, 1h or 2d" $d) -}}
+{{- end -}}
+{{- $n := regexFind "^[0-9]+" $d -}}
+{{- $unit := trimPrefix $n $d -}}
+{{- mul (atoi $n) (get (dict "s" 1 "m" 60 "h" 3600 "d" 86400) $unit) -}}
+{{- end -}}
