@@ -65,6 +65,10 @@ pub struct Metrics {
     pub events_dropped: Counter,
     /// Times the leader lease was lost (the replica stops reconciling and rejoins the election).
     pub leadership_lost: Counter,
+    /// 1 while this replica leads (holds the Lease and reconciles; always 1 without leader election).
+    pub leader: Gauge,
+    /// Synced Secrets the apiserver refused (400/403/409/422), counted per attempt.
+    pub synced_secret_rejections: Counter,
     /// Store request latency by operation.
     pub store_latency: Family<OperationLabel, Histogram>,
     /// Next rotation, Unix seconds, per resource.
@@ -124,6 +128,18 @@ impl Metrics {
             "Times the leader lease was lost; the replica stopped reconciling and rejoined the election",
             leadership_lost.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica leads and reconciles (always 1 without leader election), else 0",
+            leader.clone(),
+        );
+        let synced_secret_rejections = Counter::default();
+        registry.register(
+            "synced_secret_rejections",
+            "Synced Secrets the apiserver refused (400, 403, 409, 422), per attempt",
+            synced_secret_rejections.clone(),
+        );
         let store_latency = Family::<OperationLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
@@ -153,6 +169,8 @@ impl Metrics {
             reconciles,
             reconciles_in_flight,
             leadership_lost,
+            leader,
+            synced_secret_rejections,
             events_dropped,
             store_latency,
             next_rotation,

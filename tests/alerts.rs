@@ -24,10 +24,12 @@ const DEFAULT_RULE_VALUES: &[&str] = &[
 ];
 
 /// The alerts the chart defines.
-const ALERTS: [&str; 3] = [
+const ALERTS: [&str; 5] = [
     "SecretRotatorRotationFailing",
     "SecretRotatorRotationOverdue",
     "SecretRotatorDown",
+    "SecretRotatorNotLeading",
+    "SecretRotatorSyncedSecretRejected",
 ];
 
 fn helm_template_output(extra: &[&str]) -> Output {

@@ -197,8 +197,11 @@ impl Operator {
                 }
             }
             let (controller, drain) = self.term().await?;
+            let leading = &self.ctx_parts.metrics.leader;
+            leading.set(1);
             if !self.args.leader_election {
                 controller.await;
+                leading.set(0);
                 drain.await;
                 return Ok(());
             }
@@ -206,6 +209,7 @@ impl Operator {
                 _ = controller => false,
                 _ = leader::hold(client, &self.lease) => true,
             };
+            leading.set(0);
             drain.await;
             if !lost {
                 leader::release(client, &self.lease).await;

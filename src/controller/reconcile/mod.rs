@@ -146,17 +146,9 @@ impl<'a> Run<'a> {
         }
         if matches!(synced, SyncedState::Rejected(_)) {
             requeue = Duration::from_secs(300);
-        } else if let Some(next) = plan.next_rotation {
-            let label = ResourceLabel {
-                namespace: self.ns.clone(),
-                name: self.name.clone(),
-            };
-            self.ctx
-                .metrics
-                .next_rotation
-                .get_or_create(&label)
-                .set(next.as_second());
+            self.ctx.metrics.synced_secret_rejections.inc();
         }
+        self.set_next_rotation_metric(plan.next_rotation);
         self.publish(settled).await?;
         Ok(KubeAction::requeue(requeue.max(Duration::from_secs(1))))
     }
@@ -175,6 +167,8 @@ impl<'a> Run<'a> {
             Some(s) => s.store_secret.to_string(),
             None => self.sr.store_secret_name(),
         };
+        // A blocked resource has no next rotation: its gauge goes, so that it cannot look overdue.
+        self.set_next_rotation_metric(None);
         let frame = self.frame_for(&store_secret);
         let ready = Verdict::no(blocked.reason, blocked.message);
         let settled = status::blocked(&frame, &self.written, ready, blocked.announce);
@@ -183,6 +177,26 @@ impl<'a> Run<'a> {
             Then::AwaitChange => Ok(KubeAction::await_change()),
             Then::Requeue(d) => Ok(KubeAction::requeue(d)),
             Then::Fail(e) => Err(*e),
+        }
+    }
+
+    /// The next-rotation gauge: set to `next`, or removed when there is none (suspended, blocked).
+    fn set_next_rotation_metric(&self, next: Option<Timestamp>) {
+        let label = ResourceLabel {
+            namespace: self.ns.clone(),
+            name: self.name.clone(),
+        };
+        match next {
+            Some(next) => {
+                self.ctx
+                    .metrics
+                    .next_rotation
+                    .get_or_create(&label)
+                    .set(next.as_second());
+            }
+            None => {
+                self.ctx.metrics.next_rotation.remove(&label);
+            }
         }
     }
 
