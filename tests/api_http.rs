@@ -478,9 +478,15 @@ async fn a_failing_upstream_is_502_after_bounded_retries() {
 
 #[tokio::test]
 async fn a_client_error_upstream_is_not_retried() {
+    // A 404 upstream is a missing resource, answered in the front's own words.
     let (up, hits) = upstream(StatusCode::NOT_FOUND, Duration::ZERO).await;
     let got = get_through_front(&up, fast_opts()).await;
-    assert_error(&got, 404, "CSMS.9999");
+    assert_error(&got, 404, "CSMS.0005");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Other 4xx answers pass through with the upstream's code.
+    let (up, hits) = upstream(StatusCode::FORBIDDEN, Duration::ZERO).await;
+    let got = get_through_front(&up, fast_opts()).await;
+    assert_error(&got, 403, "CSMS.9999");
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 

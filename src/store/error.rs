@@ -35,6 +35,12 @@ pub mod codes {
     pub const UPSTREAM_TIMEOUT: &str = "CSMS.0504";
     /// The database refused the new password or the login test.
     pub const TARGET_FAILED: &str = "CSMS.0510";
+    /// CSMS: the secret name does not exist (a "not found" of the real service, status 400).
+    pub const SECRET_NAME_NOT_FOUND: &str = "CSMS.0106";
+    /// CSMS: the secret is in the scheduled-deletion state and cannot be used.
+    pub const SCHEDULED_DELETION: &str = "CSMS.0103";
+    /// CSMS: the secret is pending deletion.
+    pub const PENDING_DELETION: &str = "CSMS.0107";
 }
 
 /// What went wrong in a store operation.
@@ -65,6 +71,15 @@ pub enum StoreError {
     /// COMMON secrets are not rotated by RotateSecret.
     #[error("RotateSecret does not support COMMON secrets ({name}); create a new version instead")]
     RotateUnsupported {
+        /// The secret.
+        name: String,
+    },
+    /// The secret is scheduled for deletion (CSMS.0103, CSMS.0107): it can be neither read nor rotated
+    /// until the deletion is cancelled.
+    #[error(
+        "secret {name} is pending deletion in CSMS: it cannot be read or rotated until its scheduled deletion is cancelled"
+    )]
+    PendingDeletion {
         /// The secret.
         name: String,
     },
@@ -166,6 +181,7 @@ impl StoreError {
             StoreError::AlreadyExists { .. }
             | StoreError::InvalidParameter { .. }
             | StoreError::RotateUnsupported { .. }
+            | StoreError::PendingDeletion { .. }
             | StoreError::Disabled { .. }
             | StoreError::RotationInProgress { .. }
             | StoreError::StageConstraint { .. } => 400,
@@ -187,6 +203,7 @@ impl StoreError {
             StoreError::InvalidParameter { .. } => codes::INVALID_PARAMETER,
             StoreError::RotateUnsupported { .. } => codes::ROTATE_UNSUPPORTED,
             StoreError::Disabled { .. } => codes::SECRET_DISABLED,
+            StoreError::PendingDeletion { .. } => codes::PENDING_DELETION,
             StoreError::RotationInProgress { .. } => codes::ROTATION_IN_PROGRESS,
             StoreError::StageConstraint { .. } => codes::STAGE_CONSTRAINT,
             StoreError::RotationFailed { .. } => codes::UPSTREAM,
