@@ -7,10 +7,12 @@
 //! signature over the path exactly as it arrived, as the service's API gateway does.
 //!
 //! The client goes through full rotation cycles through the `Store` trait: create, rotate, read the new
-//! version, list the tasks.
+//! version, list the tasks; and the operator (`run --store csms`, on the local control plane) rotates a
+//! database secret through it, then reports the secret's pending deletion as a condition of its own.
 
 #[path = "support/csms.rs"]
 mod csms_support;
+mod support;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,7 @@ const COMMON: &str = "api.key-1_x";
 
 struct SecretRec {
     secret_type: String,
+    description: String,
     rotation_config: String,
     /// (id, create_time, value), oldest first.
     versions: Vec<(String, i64, String)>,
@@ -66,7 +69,14 @@ struct State {
     fail_next: bool,
     /// Version answers leave out `create_time` (only the version list has it).
     thin_versions: bool,
+    /// The last time handed out, epoch ms.
     clock: i64,
+}
+
+/// Now, epoch ms; later than any time `clock` handed out before.
+fn tick(clock: &mut i64) -> i64 {
+    *clock = jiff::Timestamp::now().as_millisecond().max(*clock + 1);
+    *clock
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -88,7 +98,7 @@ fn secret_json(name: &str, s: &SecretRec) -> Value {
         "name": name,
         "state": if s.pending_delete { "PENDING_DELETE" } else { "ENABLED" },
         "kms_key_id": "b168fe00ff56492495a7d22974df2d0b",
-        "description": "",
+        "description": s.description,
         "create_time": 1_581_507_580_000i64,
         "update_time": 1_581_507_580_000i64,
         "scheduled_delete_time": 0,
@@ -108,8 +118,7 @@ fn advance(st: &mut State, i: usize) {
         t.status = next;
         if next == "SUCCESS" {
             let name = t.secret.clone();
-            st.clock += 1000;
-            let now = st.clock;
+            let now = tick(&mut st.clock);
             let s = st.secrets.get_mut(&name).unwrap();
             let id = format!("v{}", s.versions.len() + 1);
             let value = format!(
@@ -136,13 +145,14 @@ fn handle(
         ("POST", ["secrets"]) => {
             let b: Value = serde_json::from_slice(body).unwrap();
             let name = b["name"].as_str().unwrap().to_owned();
-            st.clock += 1000;
+            let now = tick(&mut st.clock);
             let rec = SecretRec {
+                description: b["description"].as_str().unwrap_or_default().to_owned(),
                 secret_type: b["secret_type"].as_str().unwrap_or("COMMON").to_owned(),
                 rotation_config: b["rotation_config"].as_str().unwrap_or_default().to_owned(),
                 versions: vec![(
                     "v1".into(),
-                    st.clock,
+                    now,
                     b["secret_string"].as_str().unwrap().to_owned(),
                 )],
                 stages: BTreeMap::from([("SYSCURRENT".into(), "v1".into())]),
@@ -221,13 +231,20 @@ fn handle(
             }
             match (method.as_str(), rest) {
                 ("GET", []) => (StatusCode::OK, json!({"secret": secret_json(&name, s)})),
+                ("PUT", []) => {
+                    let b: Value = serde_json::from_slice(body).unwrap();
+                    if let Some(d) = b["description"].as_str() {
+                        s.description = d.to_owned();
+                    }
+                    (StatusCode::OK, json!({"secret": secret_json(&name, s)}))
+                }
                 ("POST", ["versions"]) => {
                     let b: Value = serde_json::from_slice(body).unwrap();
-                    st.clock += 1000;
+                    let now = tick(&mut st.clock);
                     let id = format!("v{}", s.versions.len() + 1);
                     s.versions.push((
                         id.clone(),
-                        st.clock,
+                        now,
                         b["secret_string"].as_str().unwrap().to_owned(),
                     ));
                     if let Some(old) = s.stages.insert("SYSCURRENT".into(), id.clone()) {
@@ -304,7 +321,6 @@ fn handle(
                             "COMMON secrets cannot be rotated.",
                         );
                     }
-                    st.clock += 1000;
                     let id = uuid::Uuid::new_v4().to_string();
                     let fails = std::mem::take(&mut st.fail_next);
                     // Processing for a while, in a status no client knows first.
@@ -429,7 +445,7 @@ async fn serve_documented(state: Shared) -> String {
     url
 }
 
-fn client(url: &str) -> CsmsStore {
+fn csms_client(url: &str) -> CsmsStore {
     CsmsStore::new(
         url,
         CsmsAuth::AkSk(AccessKey {
@@ -453,7 +469,7 @@ fn password(v: &Version) -> String {
 async fn a_full_rotation_cycle_against_the_documented_answers() {
     let state: Shared = Arc::default();
     let url = serve_documented(state.clone()).await;
-    let c = client(&url);
+    let c = csms_client(&url);
     let s: &dyn Store = &c;
 
     // Create a database secret; read its SYSCURRENT.
@@ -701,4 +717,177 @@ async fn a_full_rotation_cycle_against_the_documented_answers() {
         )),
         "{requests:#?}"
     );
+}
+
+/// The operator on the csms backend against the stand-in: a rotation on create through the documented
+/// answers lands in the status and the synced Secret; a store secret pending deletion is
+/// `Ready=False StoreSecretPendingDeletion` with an event; once the deletion is cancelled, rotations resume.
+#[tokio::test]
+async fn the_operator_rotates_through_the_documented_answers_and_reports_a_pending_deletion() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
+    use support::operator::*;
+    use support::*;
+
+    let state: Shared = Arc::default();
+    let url = serve_documented(state.clone()).await;
+    let c = client().await;
+    install_crd(&c).await;
+    let ns = TestNamespace::new(&c, "csms-docs").await;
+    let store_name = format!("{}.orders-db", ns.name);
+    // The csms backend never creates secrets: the database secret exists in CSMS first.
+    csms_client(&url)
+        .create_secret(
+            PROJECT,
+            CreateSecret {
+                name: store_name.clone(),
+                secret_type: Some("RDS-FG".into()),
+                secret_string: Some(SecretValue::from_str_value(
+                    r#"{"username":"app","password":"initial"}"#,
+                )),
+                rotation_config: Some(
+                    r#"{"InstanceId":"rds-1","SecretSubType":"SingleUser"}"#.into(),
+                ),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // rotateOnCreate rotates a value older than the resource, whose creation time has whole seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("csms-auth.yaml");
+    let hmac = dir.path().join("hmac.key");
+    std::fs::write(&auth, format!("access_key: {{ak: {AK}, sk: {SK}}}\n")).unwrap();
+    std::fs::write(&hmac, [9u8; 32]).unwrap();
+    for f in [&auth, &hmac] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let metrics_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let log = dir.path().join("operator.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
+        .args(["run", "--store", "csms", "--leader-election=false"])
+        .args(["--csms-endpoint", &url])
+        .arg("--csms-auth-file")
+        .arg(&auth)
+        .arg("--hmac-key-file")
+        .arg(&hmac)
+        .args(["--csms-project-id", PROJECT])
+        .args(["--csms-timeout-secs", "5", "--csms-max-attempts", "2"])
+        .args(["--namespace", &ns.name, "--metrics-addr", &metrics_addr])
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .env("RUST_LOG", "info,secret_rotator=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut op = Operator {
+        child: Some(child),
+        log,
+        metrics_addr,
+    };
+
+    apply_sr(
+        &c,
+        &ns.name,
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: orders-db\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database: {engine: postgresql, host: orders-db.example, username: app}\n",
+    )
+    .await;
+    // rotateOnCreate: RotateSecret answers {"rotation_task_id"} alone, the task finishes later.
+    let sr = wait_version(&c, &ns.name, "orders-db", "v2", 60).await;
+    let task = state.lock().unwrap().tasks[0].id.clone();
+    let st = sr.status.unwrap();
+    assert_eq!(
+        st.rotation_task_id.as_deref(),
+        Some(task.as_str()),
+        "{}",
+        op.log_text()
+    );
+    let synced = eventually(30, "the synced Secret at v2", || async {
+        get_secret(&c, &ns.name, "orders-db")
+            .await
+            .filter(|s| secret_text(s, "password") == "rotated-2")
+    })
+    .await;
+    assert_eq!(secret_text(&synced, "username"), "app");
+    wait_ready(&c, &ns.name, "orders-db", "True", "Synced", 30).await;
+
+    // Scheduled for deletion in CSMS: reads answer CSMS.0103. A rotate-now wakes the operator.
+    state
+        .lock()
+        .unwrap()
+        .secrets
+        .get_mut(&store_name)
+        .unwrap()
+        .pending_delete = true;
+    annotate(
+        &c,
+        &ns.name,
+        "orders-db",
+        "secretrotator.dev/rotate-now",
+        "1",
+    )
+    .await;
+    let sr = wait_ready(
+        &c,
+        &ns.name,
+        "orders-db",
+        "False",
+        "StoreSecretPendingDeletion",
+        60,
+    )
+    .await;
+    let ready = sr
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(
+        ready.message.contains(&store_name) && ready.message.contains("pending deletion"),
+        "{}",
+        ready.message
+    );
+    eventually(30, "a StoreSecretPendingDeletion event", || async {
+        event_text(&c, &ns.name)
+            .await
+            .contains("StoreSecretPendingDeletion")
+            .then_some(())
+    })
+    .await;
+    // Nothing was rotated meanwhile; the synced Secret keeps v2.
+    assert_eq!(state.lock().unwrap().tasks.len(), 1);
+    let synced = get_secret(&c, &ns.name, "orders-db").await.unwrap();
+    assert_eq!(secret_text(&synced, "password"), "rotated-2");
+
+    // The deletion is cancelled: the next rotate-now rotates again.
+    state
+        .lock()
+        .unwrap()
+        .secrets
+        .get_mut(&store_name)
+        .unwrap()
+        .pending_delete = false;
+    annotate(
+        &c,
+        &ns.name,
+        "orders-db",
+        "secretrotator.dev/rotate-now",
+        "2",
+    )
+    .await;
+    wait_version(&c, &ns.name, "orders-db", "v3", 60).await;
+    wait_ready(&c, &ns.name, "orders-db", "True", "Synced", 30).await;
+    assert!(op.alive(), "the operator exited:\n{}", op.log_text());
+    op.stop();
+    // Every request kept the names as written: '-' and '.' are in the namespace and the store name.
+    for r in &state.lock().unwrap().requests {
+        assert!(!r.contains('%'), "an encoded unreserved character: {r}");
+    }
 }
