@@ -132,7 +132,7 @@ async fn status_codes_and_error_bodies() {
         )
         .await,
         404,
-        "CSMS.0005",
+        "CSMS.0003",
     );
     // Invalid percent-encoding in the path and malformed queries are CSMS errors too (found by fuzzing).
     assert_error(
@@ -144,7 +144,7 @@ async fn status_codes_and_error_bodies() {
         )
         .await,
         400,
-        "CSMS.0001",
+        "CSMS.0003",
     );
     assert_error(
         &call(
@@ -155,7 +155,7 @@ async fn status_codes_and_error_bodies() {
         )
         .await,
         400,
-        "CSMS.0001",
+        "CSMS.0003",
     );
     assert_error(
         &call(
@@ -166,7 +166,7 @@ async fn status_codes_and_error_bodies() {
         )
         .await,
         400,
-        "CSMS.0001",
+        "CSMS.0002",
     );
     // 405: wrong method.
     assert_error(
@@ -178,7 +178,7 @@ async fn status_codes_and_error_bodies() {
         )
         .await,
         405,
-        "CSMS.0009",
+        "CSMS.0405",
     );
     // 400: bad parameters, malformed JSON, unknown fields, oversized bodies, COMMON rotation.
     assert_error(
@@ -194,7 +194,23 @@ async fn status_codes_and_error_bodies() {
         )
         .await,
         400,
-        "CSMS.0001",
+        "CSMS.0002",
+    );
+    // An unknown secret type is an invalid parameter value too.
+    assert_error(
+        &call(
+            post.clone(),
+            &format!("{base}/secrets"),
+            Some(TOKEN),
+            Some(
+                json!({"name": "typed", "secret_type": "SSH-KEY", "secret_string": "v"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await,
+        400,
+        "CSMS.0002",
     );
     assert_error(
         &call(
@@ -205,7 +221,7 @@ async fn status_codes_and_error_bodies() {
         )
         .await,
         400,
-        "CSMS.0001",
+        "CSMS.0004",
     );
     let unknown = call(
         post.clone(),
@@ -218,7 +234,7 @@ async fn status_codes_and_error_bodies() {
         ),
     )
     .await;
-    assert_error(&unknown, 400, "CSMS.0001");
+    assert_error(&unknown, 400, "CSMS.0004");
     assert!(
         !unknown.1.to_string().contains("sekrit-value-77"),
         "the error quoted the value: {unknown:?}"
@@ -235,7 +251,7 @@ async fn status_codes_and_error_bodies() {
         )
         .await,
         400,
-        "CSMS.0008",
+        "CSMS.0413",
     );
     assert_error(
         &call(
@@ -246,7 +262,7 @@ async fn status_codes_and_error_bodies() {
         )
         .await,
         400,
-        "CSMS.0001",
+        "CSMS.0002",
     );
     let common = call(
         post.clone(),
@@ -261,6 +277,53 @@ async fn status_codes_and_error_bodies() {
             .as_str()
             .unwrap()
             .contains("RotateSecret does not support COMMON secrets")
+    );
+    // A system stage cannot be deleted (the table's CSMS.0105); an existing name is the project's own
+    // CSMS.0902; a disabled secret the project's own CSMS.0901.
+    assert_error(
+        &call(
+            reqwest::Method::DELETE,
+            &format!("{base}/secrets/k/stages/SYSCURRENT"),
+            Some(TOKEN),
+            None,
+        )
+        .await,
+        400,
+        "CSMS.0105",
+    );
+    assert_error(
+        &call(
+            post.clone(),
+            &format!("{base}/secrets"),
+            Some(TOKEN),
+            Some(
+                json!({"name": "k", "secret_string": "v"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await,
+        400,
+        "CSMS.0902",
+    );
+    let disabled = call(
+        reqwest::Method::PUT,
+        &format!("{base}/secrets/k"),
+        Some(TOKEN),
+        Some(json!({"state": "DISABLED"}).to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(disabled.0, 200, "{disabled:?}");
+    assert_error(
+        &call(
+            get.clone(),
+            &format!("{base}/secrets/k/versions/v1"),
+            Some(TOKEN),
+            None,
+        )
+        .await,
+        400,
+        "CSMS.0901",
     );
 }
 
@@ -478,9 +541,15 @@ async fn a_failing_upstream_is_502_after_bounded_retries() {
 
 #[tokio::test]
 async fn a_client_error_upstream_is_not_retried() {
+    // A 404 upstream is a missing resource, answered in the front's own words.
     let (up, hits) = upstream(StatusCode::NOT_FOUND, Duration::ZERO).await;
     let got = get_through_front(&up, fast_opts()).await;
-    assert_error(&got, 404, "CSMS.9999");
+    assert_error(&got, 404, "CSMS.0005");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Other 4xx answers pass through with the upstream's code.
+    let (up, hits) = upstream(StatusCode::FORBIDDEN, Duration::ZERO).await;
+    let got = get_through_front(&up, fast_opts()).await;
+    assert_error(&got, 403, "CSMS.9999");
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
@@ -547,7 +616,7 @@ async fn a_replayed_signed_write_is_refused_and_reads_may_repeat() {
     let (s, b) = signed_once("POST", &url, &date, body).await;
     assert_eq!(
         (s, &b["error"]["error_code"]),
-        (400, &json!("CSMS.0004")),
+        (400, &json!("CSMS.0902")),
         "{b}"
     );
 

@@ -79,15 +79,12 @@ async fn an_iam_token_is_fetched_scoped_and_refreshed() {
 
     let client = CsmsStore::new(
         &url,
-        CsmsAuth::Iam {
-            config: IamConfig {
-                endpoint: iam_url.clone(),
-                domain: "acct".into(),
-                user: "rotator".into(),
-                password: Zeroizing::new("iam-password".into()),
-            },
-            cached: tokio::sync::Mutex::new(None),
-        },
+        CsmsAuth::iam(IamConfig {
+            endpoint: iam_url.clone(),
+            domain: "acct".into(),
+            user: "rotator".into(),
+            password: Zeroizing::new("iam-password".into()),
+        }),
         csms_support::fast_opts(),
         None,
     )
@@ -126,15 +123,12 @@ async fn an_iam_token_is_fetched_scoped_and_refreshed() {
     // Wrong IAM credentials: a clear 401, without the password in the message.
     let bad = CsmsStore::new(
         &url,
-        CsmsAuth::Iam {
-            config: IamConfig {
-                endpoint: iam_url,
-                domain: "acct".into(),
-                user: "rotator".into(),
-                password: Zeroizing::new("wrong-password-xyz".into()),
-            },
-            cached: tokio::sync::Mutex::new(None),
-        },
+        CsmsAuth::iam(IamConfig {
+            endpoint: iam_url,
+            domain: "acct".into(),
+            user: "rotator".into(),
+            password: Zeroizing::new("wrong-password-xyz".into()),
+        }),
         csms_support::fast_opts(),
         None,
     )
@@ -144,5 +138,150 @@ async fn an_iam_token_is_fetched_scoped_and_refreshed() {
     assert!(
         e.to_string().contains("rotator") && !e.to_string().contains("wrong-password-xyz"),
         "{e}"
+    );
+}
+
+/// What the stand-in IAM and CSMS below share: the tokens issued (token -> project), those revoked, and
+/// how many token requests each project made.
+#[derive(Default)]
+struct Tokens {
+    issued: std::collections::HashMap<String, String>,
+    revoked: std::collections::HashSet<String>,
+    requests: std::collections::BTreeMap<String, usize>,
+}
+
+/// A stand-in IAM that issues project-scoped tokens, and a stand-in CSMS that accepts a token only for
+/// the project it was issued for (403 otherwise) and not once revoked (401, with the flat error body of
+/// the CSMS documentation).
+async fn iam_and_csms(tokens: Arc<std::sync::Mutex<Tokens>>) -> (String, String) {
+    let t = tokens.clone();
+    let iam = axum::Router::new().route(
+        "/v3/auth/tokens",
+        axum::routing::post(move |body: axum::Json<serde_json::Value>| {
+            let t = t.clone();
+            async move {
+                let project = body.0["auth"]["scope"]["project"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut t = t.lock().unwrap();
+                let n = {
+                    let n = t.requests.entry(project.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                let token = format!("iam-{project}-{n:04}-abcdef");
+                t.issued.insert(token.clone(), project);
+                let mut h = HeaderMap::new();
+                h.insert("X-Subject-Token", token.parse().unwrap());
+                let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
+                (
+                    StatusCode::CREATED,
+                    h,
+                    axum::Json(serde_json::json!({"token": {"expires_at": expires.to_string()}})),
+                )
+            }
+        }),
+    );
+    let t = tokens.clone();
+    let csms = axum::Router::new().route(
+        "/v1/{project}/secrets/{name}",
+        axum::routing::get(
+            move |axum::extract::Path((project, name)): axum::extract::Path<(String, String)>,
+                  headers: HeaderMap| {
+                let t = t.clone();
+                async move {
+                    let token = headers
+                        .get("x-auth-token")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    let t = t.lock().unwrap();
+                    let (status, body) = match t.issued.get(token) {
+                        None => (StatusCode::UNAUTHORIZED, serde_json::json!({"error_code": "APIGW.0301", "error_msg": "Incorrect IAM authentication information"})),
+                        Some(_) if t.revoked.contains(token) => (StatusCode::UNAUTHORIZED, serde_json::json!({"error_code": "APIGW.0307", "error_msg": "The token must be updated"})),
+                        Some(p) if *p != project => (StatusCode::FORBIDDEN, serde_json::json!({"error_code": "CSMS.0403", "error_msg": "the token is scoped to another project"})),
+                        Some(_) => (StatusCode::OK, serde_json::json!({"secret": {"name": name, "secret_type": "COMMON"}})),
+                    };
+                    (status, axum::Json(body))
+                }
+            },
+        ),
+    );
+    let mut urls = Vec::new();
+    for app in [iam, csms] {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}", l.local_addr().unwrap()));
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    }
+    (urls.remove(0), urls.remove(0))
+}
+
+#[tokio::test]
+async fn one_token_per_project_dropped_and_fetched_again_when_refused() {
+    let tokens = Arc::new(std::sync::Mutex::new(Tokens::default()));
+    let (iam_url, csms_url) = iam_and_csms(tokens.clone()).await;
+    let client = CsmsStore::new(
+        &csms_url,
+        CsmsAuth::iam(IamConfig {
+            endpoint: iam_url,
+            domain: "acct".into(),
+            user: "rotator".into(),
+            password: Zeroizing::new("iam-password".into()),
+        }),
+        csms_support::fast_opts(),
+        None,
+    )
+    .unwrap();
+    let requests = |t: &Arc<std::sync::Mutex<Tokens>>| {
+        t.lock()
+            .unwrap()
+            .requests
+            .iter()
+            .map(|(p, n)| (p.clone(), *n))
+            .collect::<Vec<_>>()
+    };
+
+    // Two tenants' projects: each gets a token scoped to it (one project's token never stands in for
+    // another's, which CSMS would refuse with 403), each fetched once and then reused.
+    for _ in 0..2 {
+        for project in ["tenant-a", "tenant-b"] {
+            let s = client.show_secret(project, "k").await.unwrap();
+            assert_eq!(s.name, "k");
+        }
+    }
+    assert_eq!(
+        requests(&tokens),
+        [("tenant-a".to_owned(), 1), ("tenant-b".to_owned(), 1)]
+    );
+    let CsmsAuth::Iam { tokens: cache, .. } = client.auth() else {
+        panic!("not IAM")
+    };
+    assert_eq!(cache.projects().await, ["tenant-a", "tenant-b"]);
+
+    // tenant-a's token is revoked: the 401 drops it, a new one is fetched and the call goes through;
+    // tenant-b's token is untouched.
+    tokens
+        .lock()
+        .unwrap()
+        .revoked
+        .insert("iam-tenant-a-0001-abcdef".into());
+    client.show_secret("tenant-a", "k").await.unwrap();
+    client.show_secret("tenant-b", "k").await.unwrap();
+    assert_eq!(
+        requests(&tokens),
+        [("tenant-a".to_owned(), 2), ("tenant-b".to_owned(), 1)]
+    );
+
+    // A service that refuses every token: one new token per call, then the 401 is the answer (no loop).
+    tokens.lock().unwrap().revoked.extend([
+        "iam-tenant-a-0002-abcdef".into(),
+        "iam-tenant-a-0003-abcdef".into(),
+    ]);
+    let e = client.show_secret("tenant-a", "k").await.unwrap_err();
+    assert_eq!(e.status(), 401, "{e}");
+    assert_eq!(e.code(), "APIGW.0307", "{e}");
+    assert_eq!(
+        requests(&tokens),
+        [("tenant-a".to_owned(), 3), ("tenant-b".to_owned(), 1)]
     );
 }

@@ -1,10 +1,12 @@
 //! The official Huawei Cloud Python SDK (`huaweicloudsdkcsms`, AK/SK signing) against the real
-//! `secret-rotator serve` binary over HTTP.
+//! `secret-rotator serve` binary over HTTP; and the `csms` client's requests compared byte for byte with
+//! the SDK's.
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn python() -> PathBuf {
@@ -106,5 +108,279 @@ fn the_official_python_sdk_works_against_serve() {
         "forged-value",
     ] {
         assert!(!log.contains(needle), "the server log contains {needle}");
+    }
+}
+
+/// One request as the capturing listener received it.
+#[derive(Clone, Debug)]
+struct Captured {
+    method: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Captured {
+    fn target(&self) -> String {
+        if self.query.is_empty() {
+            format!("{} {}", self.method, self.path)
+        } else {
+            format!("{} {}?{}", self.method, self.path, self.query)
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn authorization(&self) -> secret_rotator::protocol::signer::Authorization {
+        secret_rotator::protocol::signer::parse_authorization(
+            self.header("authorization").unwrap_or_default(),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", self.target()))
+    }
+
+    /// The headers the request signed, with their values.
+    fn signed_headers(&self) -> Vec<(String, String)> {
+        self.authorization()
+            .signed_headers
+            .iter()
+            .map(|h| (h.clone(), self.header(h).unwrap_or_default().to_owned()))
+            .collect()
+    }
+}
+
+/// A listener that records every request and answers it with the smallest body both clients accept.
+async fn capturing_listener(
+    secret: &'static str,
+    task: &'static str,
+) -> (String, Arc<Mutex<Vec<Captured>>>) {
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    let seen: Arc<Mutex<Vec<Captured>>> = Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(Captured {
+                    method: method.to_string(),
+                    path: uri.path().to_owned(),
+                    query: uri.query().unwrap_or_default().to_owned(),
+                    headers: headers
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_owned()))
+                        .collect(),
+                    body: body.to_vec(),
+                });
+                let path = uri.path();
+                let metadata = serde_json::json!({"id": "v1", "create_time": 1_700_000_000_000i64, "secret_name": secret, "version_stages": ["SYSCURRENT"]});
+                let answer = if path.ends_with("/rotate") {
+                    serde_json::json!({"rotation_task_id": task})
+                } else if path.ends_with("/csms/tasks") {
+                    serde_json::json!({"total": 1, "tasks": [{"task_id": task, "secret_name": secret, "task_status": "SUCCESS",
+                        "task_time": jiff::Timestamp::now().as_millisecond()}]})
+                } else if path.contains("/stages/") {
+                    serde_json::json!({"stage": {"name": "SYSCURRENT", "secret_name": secret, "version_id": "v1", "update_time": 1}})
+                } else if path.ends_with("/versions") && method == Method::POST {
+                    serde_json::json!({"version_metadata": metadata})
+                } else if path.contains("/versions/") {
+                    serde_json::json!({"version": {"version_metadata": metadata, "secret_string": "x"}})
+                } else {
+                    return (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error_code": "CSMS.0003", "error_msg": "no such path"})));
+                };
+                (StatusCode::OK, axum::Json(answer))
+            }
+        },
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, seen)
+}
+
+/// The Rust `csms` client and the official Python SDK send the same calls for a secret whose name holds
+/// `-`, `_` and `.`, in a project whose id does too. Compared byte for byte: the request line (path and
+/// query), and the signature — the SDK's signer signing the Rust client's request (its headers, date and
+/// body) gives the Rust client's Authorization, and the Rust signer signing the Rust client's path with
+/// the SDK's headers, date and body gives the SDK's.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_sends_and_signs_paths_as_the_official_sdk_does() {
+    use secret_rotator::protocol::signer;
+    use secret_rotator::secret_value::SecretValue;
+    use secret_rotator::store::csms::auth::AccessKey;
+    use secret_rotator::store::csms::{CsmsAuth, CsmsOptions, CsmsStore};
+    use secret_rotator::store::*;
+
+    const SECRET: &str = "orders-db_v1.2";
+    const PROJECT: &str = "proj-0a1b_2.c";
+    const TASK: &str = "a71a4b47-6cac-4f11-92c1-21a165bb6401";
+    const AK: &str = "SDKTESTAK";
+    const SK: &str = "sdk-test-secret-key-0123456789";
+    let py = python();
+    let (url, seen) = capturing_listener(SECRET, TASK).await;
+
+    // The Rust client's calls.
+    let client = CsmsStore::new(
+        &url,
+        CsmsAuth::AkSk(AccessKey {
+            ak: AK.into(),
+            sk: zeroize::Zeroizing::new(SK.into()),
+        }),
+        CsmsOptions {
+            max_attempts: 1,
+            task_poll: Duration::from_millis(10),
+            ..CsmsOptions::default()
+        },
+        None,
+    )
+    .unwrap();
+    let rotated = client
+        .rotate(PROJECT, SECRET, RotateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(rotated.rotation_task_id, TASK);
+    client
+        .list_tasks(
+            PROJECT,
+            TaskFilter {
+                secret_name: Some(SECRET.into()),
+                limit: Some(10),
+                ..TaskFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    client.show_version(PROJECT, SECRET, "v1").await.unwrap();
+    client
+        .create_version(
+            PROJECT,
+            SECRET,
+            CreateVersion {
+                secret_string: Some(SecretValue::from_str_value("rust-capture-value")),
+                ..CreateVersion::default()
+            },
+        )
+        .await
+        .unwrap();
+    let rust: Vec<Captured> = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(
+        rust.iter().all(|r| r
+            .header("user-agent")
+            .is_some_and(|u| u.starts_with("secret-rotator/"))),
+        "{rust:#?}"
+    );
+
+    // The SDK's calls; then the SDK's signer over the Rust client's requests.
+    let dir = tempfile::tempdir().unwrap();
+    let rust_file = dir.path().join("rust.json");
+    let listed: Vec<serde_json::Value> = rust
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "method": r.method, "path": r.path, "query": r.query,
+                "signed_headers": r.signed_headers().into_iter().map(|(n, v)| (n, serde_json::Value::String(v))).collect::<serde_json::Map<String, serde_json::Value>>(),
+                "body": String::from_utf8(r.body.clone()).unwrap(),
+            })
+        })
+        .collect();
+    std::fs::write(&rust_file, serde_json::to_vec(&listed).unwrap()).unwrap();
+    let out = tokio::process::Command::new(&py)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/capture.py"))
+        .env("CSMS_ENDPOINT", &url)
+        .env("CSMS_PROJECT", PROJECT)
+        .env("CSMS_SECRET", SECRET)
+        .env("CSMS_AK", AK)
+        .env("CSMS_SK", SK)
+        .env("RUST_REQUESTS", &rust_file)
+        .output()
+        .await
+        .expect("running the SDK script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "SDK script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sdk: Vec<Captured> = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(sdk.len(), 4, "{sdk:#?}");
+    assert!(
+        sdk.iter().all(|r| r
+            .header("user-agent")
+            .is_some_and(|u| u.contains("huaweicloud-usdk-python"))),
+        "{sdk:#?}"
+    );
+
+    // 1. The request lines, byte for byte; '-', '_' and '.' travel as they are.
+    let expected = [
+        format!("POST /v1/{PROJECT}/secrets/{SECRET}/rotate"),
+        format!("GET /v1/{PROJECT}/csms/tasks?limit=10&secret_name={SECRET}"),
+        format!("GET /v1/{PROJECT}/secrets/{SECRET}/versions/v1"),
+        format!("POST /v1/{PROJECT}/secrets/{SECRET}/versions"),
+    ];
+    let sdk_targets: Vec<String> = sdk.iter().map(Captured::target).collect();
+    assert_eq!(sdk_targets, expected, "what the SDK sends");
+    let rust_targets: Vec<String> = rust.iter().map(Captured::target).collect();
+    let pairs: Vec<(&Captured, &Captured)> = sdk
+        .iter()
+        .map(|s| {
+            let r = rust
+                .iter()
+                .find(|r| r.target() == s.target())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the Rust client never sent {} (it sent {rust_targets:#?})",
+                        s.target()
+                    )
+                });
+            (s, r)
+        })
+        .collect();
+
+    // 2. The SDK's signer gives the Rust client's own Authorization for every request it sent.
+    #[derive(serde::Deserialize)]
+    struct SdkOut {
+        rust_signed_by_sdk: Vec<String>,
+    }
+    let sdk_out: SdkOut = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(sdk_out.rust_signed_by_sdk.len(), rust.len());
+    for (r, by_sdk) in rust.iter().zip(&sdk_out.rust_signed_by_sdk) {
+        assert_eq!(
+            r.header("authorization").unwrap_or_default(),
+            by_sdk,
+            "{}",
+            r.target()
+        );
+    }
+
+    // 3. The Rust signer over the Rust client's path and query, with the SDK's headers, date and body,
+    //    gives the SDK's Authorization.
+    for (s, r) in pairs {
+        let headers = s.signed_headers();
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let ours = signer::sign_request(
+            AK,
+            SK.as_bytes(),
+            &signer::Request {
+                method: &r.method,
+                path: &r.path,
+                query: (!r.query.is_empty()).then_some(r.query.as_str()),
+                headers: &headers,
+                body: &s.body,
+            },
+        );
+        assert_eq!(
+            ours,
+            s.header("authorization").unwrap_or_default(),
+            "{}",
+            s.target()
+        );
     }
 }

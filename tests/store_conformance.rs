@@ -133,7 +133,7 @@ async fn conformance(s: &dyn Store, rotate_opts: &(dyn Fn() -> RotateOptions + S
             .await
             .unwrap_err()
             .code(),
-        codes::STAGE_CONSTRAINT
+        codes::SYSTEM_STAGE
     );
     let page = s.list_versions(p, "c.api", Some(1), None).await.unwrap();
     assert_eq!(page.version_metadatas.len(), 1);

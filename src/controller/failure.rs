@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::reasons::Reason;
 use crate::store::StoreError;
+use crate::store::error::codes;
 
 /// The error code recorded for a configuration problem (`status.lastFailure.errorCode`).
 pub const CONFIG_CODE: &str = "CONFIG";
@@ -66,6 +67,8 @@ impl Failure {
             Reason::Forbidden
         } else if code == Reason::NeedsInitialPassword.as_str() {
             Reason::NeedsInitialPassword
+        } else if code == codes::PENDING_DELETION || code == codes::SCHEDULED_DELETION {
+            Reason::StoreSecretPendingDeletion
         } else {
             Reason::RotationFailed
         }
@@ -138,7 +141,19 @@ mod tests {
                 "CSMS.0510.TEST",
                 Reason::RotationFailed,
             ),
+            (
+                Failure::Store(StoreError::PendingDeletion {
+                    name: "shop.db".into(),
+                }),
+                "CSMS.0107",
+                Reason::StoreSecretPendingDeletion,
+            ),
         ];
+        // A code recorded from the real service's other pending-deletion answer.
+        assert_eq!(
+            Failure::reason_of_code("CSMS.0103"),
+            Reason::StoreSecretPendingDeletion
+        );
         for (f, code, reason) in cases {
             assert_eq!(f.code(), code);
             assert_eq!(f.reason(), reason);

@@ -13,6 +13,9 @@ pub enum Reason {
     Forbidden,
     /// Ready: the csms backend has no such secret.
     SecretNotFound,
+    /// Ready: the store secret is pending (scheduled for) deletion in CSMS: it can be neither read nor
+    /// rotated until the deletion is cancelled.
+    StoreSecretPendingDeletion,
     /// Ready: the store could not be read or written.
     StoreUnavailable,
     /// Ready: the last rotation failed.
@@ -59,6 +62,7 @@ impl Reason {
             Reason::InvalidSpec => "InvalidSpec",
             Reason::Forbidden => "Forbidden",
             Reason::SecretNotFound => "SecretNotFound",
+            Reason::StoreSecretPendingDeletion => "StoreSecretPendingDeletion",
             Reason::StoreUnavailable => "StoreUnavailable",
             Reason::RotationFailed => "RotationFailed",
             Reason::SecretRejected => "SecretRejected",

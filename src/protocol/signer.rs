@@ -28,8 +28,9 @@ pub const EMPTY_HASH: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca4
 /// The format of `X-Sdk-Date`.
 pub const DATE_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 
-/// Python's `quote(s, safe='~')`: everything but letters, digits and `_.-~` is encoded.
-const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+/// Python's `quote(s, safe='~')`, as the official SDKs encode path segments and query parameters: every
+/// byte but the unreserved characters of RFC 3986 (`A-Z a-z 0-9 - _ . ~`) is percent-encoded.
+pub const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'-')
@@ -108,8 +109,10 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, SignatureError>
     })
 }
 
-fn encode(s: &str) -> String {
-    utf8_percent_encode(s, ENCODE).to_string()
+/// Percent-encodes a path segment or a query key or value as the official SDKs do: the unreserved
+/// characters (`A-Z a-z 0-9 - _ . ~`) stay as they are, every other byte of the UTF-8 text is encoded.
+pub fn encode(s: &str) -> String {
+    utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 /// The canonical URI of a path: each segment decoded, then encoded; always ending in `/`.
@@ -294,6 +297,17 @@ mod tests {
         ] {
             assert!(parse_authorization(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Python's `quote(s, safe='')` and `quote(s, safe='~')` agree on these (the SDK encodes path
+    /// parameters with the first and signs with the second); the values were printed by Python 3.11.
+    #[test]
+    fn encodes_as_the_sdk_does() {
+        assert_eq!(encode("orders-db_v1.2~x"), "orders-db_v1.2~x");
+        assert_eq!(encode("AZaz09"), "AZaz09");
+        assert_eq!(encode("a b/c?d&e=f%g+h"), "a%20b%2Fc%3Fd%26e%3Df%25g%2Bh");
+        assert_eq!(encode("é!*'()"), "%C3%A9%21%2A%27%28%29");
+        assert_eq!(encode(""), "");
     }
 
     #[test]

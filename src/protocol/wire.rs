@@ -1,4 +1,8 @@
 //! Request and response bodies, field for field as the official SDK models name them.
+//!
+//! Requests are parsed strictly (the API server refuses unknown fields); answers leniently (the `csms`
+//! client reads the real service's minimal answers: a missing field takes its default, an unknown one is
+//! ignored).
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -160,14 +164,16 @@ pub struct PasswordBody {
 }
 
 /// `{"secret": ...}`.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(default)]
 pub struct SecretBody {
     /// The secret.
     pub secret: Secret,
 }
 
 /// `{"secrets": [...], "page_info": ...}`.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(default)]
 pub struct SecretsBody {
     /// The secrets.
     pub secrets: Vec<Secret>,
@@ -176,14 +182,16 @@ pub struct SecretsBody {
 }
 
 /// `{"version_metadata": ...}`.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(default)]
 pub struct VersionMetadataBody {
     /// The new version.
     pub version_metadata: VersionMetadata,
 }
 
 /// `{"version_metadatas": [...], "page_info": ...}`.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(default)]
 pub struct VersionMetadatasBody {
     /// Versions, newest first.
     pub version_metadatas: Vec<VersionMetadata>,
@@ -192,7 +200,8 @@ pub struct VersionMetadatasBody {
 }
 
 /// A version with its value.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct VersionWire {
     /// Metadata.
     pub version_metadata: VersionMetadata,
@@ -213,21 +222,24 @@ impl std::fmt::Debug for VersionWire {
 }
 
 /// `{"version": ...}`.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(default)]
 pub struct VersionBody {
     /// The version.
     pub version: VersionWire,
 }
 
 /// `{"stage": ...}`.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(default)]
 pub struct StageBody {
     /// The stage.
     pub stage: Stage,
 }
 
 /// `{"total", "tasks", "next_marker"}`.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(default)]
 pub struct TasksBody {
     /// Total matching.
     pub total: u32,
@@ -254,10 +266,125 @@ pub struct ErrorInfo {
     pub error_msg: String,
 }
 
+/// Reads an error answer in any of the shapes CSMS documents: nested `{"error": {"error_code",
+/// "error_msg"}}` (RotateSecret's page, and what this project's server sends) or flat `{"error_code",
+/// "error_msg"}` (ListSecretTask's and UpdateSecret's pages, and Huawei Cloud's API gateway). Unknown fields
+/// are ignored; a body with no error code is `None`. A missing message is empty; a long one is cut.
+pub fn read_error_body(body: &[u8]) -> Option<ErrorInfo> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = |o: &serde_json::Value, k: &str| -> Option<String> {
+        match o.get(k)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let from = |o: &serde_json::Value| {
+        let code = text(o, "error_code").filter(|c| !c.is_empty())?;
+        let message = text(o, "error_msg").unwrap_or_default();
+        Some(ErrorInfo {
+            error_code: code.chars().take(64).collect(),
+            error_msg: message.chars().take(512).collect(),
+        })
+    };
+    v.get("error").and_then(from).or_else(|| from(&v))
+}
+
 /// Decodes the base64 `secret_binary` of the API.
 pub fn decode_binary(text: &str) -> StoreResult<SecretValue> {
     base64::engine::general_purpose::STANDARD
         .decode(text)
         .map(SecretValue::new)
         .map_err(|_| StoreError::invalid("secret_binary", "must be base64"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(code: &str, msg: &str) -> Option<ErrorInfo> {
+        Some(ErrorInfo {
+            error_code: code.into(),
+            error_msg: msg.into(),
+        })
+    }
+
+    #[test]
+    fn error_bodies_nested_and_flat() {
+        assert_eq!(
+            read_error_body(br#"{"error":{"error_code":"CSMS.0005","error_msg":"gone"}}"#),
+            info("CSMS.0005", "gone")
+        );
+        assert_eq!(
+            read_error_body(
+                br#"{"error_code":"CSMS.0106","error_msg":"no name","request_id":"r"}"#
+            ),
+            info("CSMS.0106", "no name")
+        );
+        // Unknown fields on either level, a missing message.
+        assert_eq!(
+            read_error_body(br#"{"error":{"error_code":"CSMS.0107","x":1},"encoded":"e"}"#),
+            info("CSMS.0107", "")
+        );
+        // A nested error without a code falls back to the flat fields.
+        assert_eq!(
+            read_error_body(
+                br#"{"error":{"message":"m"},"error_code":"APIGW.0301","error_msg":"bad"}"#
+            ),
+            info("APIGW.0301", "bad")
+        );
+        for none in [
+            &b""[..],
+            b"<html>502</html>",
+            b"null",
+            b"{}",
+            br#"{"error":{"code":401,"message":"m"}}"#,
+            br#"{"error_code":""}"#,
+        ] {
+            assert_eq!(
+                read_error_body(none),
+                None,
+                "{}",
+                String::from_utf8_lossy(none)
+            );
+        }
+        let long = format!(r#"{{"error_code":"C","error_msg":"{}"}}"#, "m".repeat(2000));
+        assert_eq!(
+            read_error_body(long.as_bytes()).unwrap().error_msg.len(),
+            512
+        );
+    }
+
+    #[test]
+    fn answers_are_read_leniently() {
+        // RotateSecret's documented example answer.
+        let r: crate::store::model::RotateResult =
+            serde_json::from_str(r#"{"rotation_task_id":"a71a4b47-6cac-4f11-92c1-21a165bb6401"}"#)
+                .unwrap();
+        assert_eq!(r.rotation_task_id, "a71a4b47-6cac-4f11-92c1-21a165bb6401");
+        assert!(r.version_id.is_empty() && r.secret_name.is_empty());
+        // Unknown task statuses and fields, missing ones.
+        let t: TasksBody = serde_json::from_str(
+            r#"{"tasks":[{"task_id":"t1","task_status":"WAITING","new_field":{"a":1}},{"task_id":"t2"}]}"#,
+        )
+        .unwrap();
+        use crate::store::model::TaskStatus;
+        assert_eq!(t.tasks[0].task_status, TaskStatus::Unknown);
+        assert_eq!(t.tasks[1].task_status, TaskStatus::Unknown);
+        assert_eq!((t.total, t.tasks.len()), (0, 2));
+        // Unknown secret states; a secret answer with a few fields.
+        let s: SecretBody =
+            serde_json::from_str(r#"{"secret":{"name":"n","state":"ARCHIVED","extra":true}}"#)
+                .unwrap();
+        assert_eq!(s.secret.state, crate::store::model::SecretState::Unknown);
+        assert_eq!(s.secret.name, "n");
+        let v: VersionBody = serde_json::from_str(
+            r#"{"version":{"version_metadata":{"id":"v3","create_time":1700000000000},"secret_string":"x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(v.version.version_metadata.id, "v3");
+        assert!(v.version.version_metadata.version_stages.is_empty());
+        let empty: StageBody = serde_json::from_str("{}").unwrap();
+        assert!(empty.stage.version_id.is_empty());
+    }
 }

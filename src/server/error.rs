@@ -28,9 +28,19 @@ impl ApiError {
         }
     }
 
-    /// 400 with CSMS.0001.
+    /// 400 with CSMS.0002: the value of a parameter is invalid.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_PARAMETER, message)
+    }
+
+    /// 400 with CSMS.0003: the request URL is invalid (its path or query cannot be read).
+    pub fn invalid_url(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_URL, message)
+    }
+
+    /// 400 with CSMS.0004: the request body's format is wrong.
+    pub fn malformed_body(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, codes::MALFORMED_BODY, message)
     }
 
     /// 401.

@@ -29,7 +29,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
             .await
             .map(|axum::extract::Path(v)| Path(v))
             .map_err(|_| {
-                ApiError::bad_request("the request path is not valid (check its percent-encoding)")
+                ApiError::invalid_url("the request path is not valid (check its percent-encoding)")
             })
     }
 }
@@ -45,7 +45,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             .await
             .map(|axum::extract::Query(v)| Query(v))
             .map_err(|_| {
-                ApiError::bad_request(
+                ApiError::invalid_url(
                     "the query string is not valid (repeated or malformed parameters)",
                 )
             })
@@ -61,9 +61,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+            .map_err(|_| ApiError::malformed_body("the request body could not be read"))?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            ApiError::bad_request(format!("malformed JSON body: {}", describe_json_error(&e)))
+            ApiError::malformed_body(format!("malformed JSON body: {}", describe_json_error(&e)))
         })
     }
 }
@@ -400,10 +400,11 @@ pub async fn generate_password(
     }))
 }
 
+/// A path that is no API path: 404, with the code of an invalid request URL (nothing is missing).
 pub async fn not_found() -> Response {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        crate::store::error::codes::NOT_FOUND,
+        crate::store::error::codes::INVALID_URL,
         "no such API path",
     )
     .into_response()

@@ -1,40 +1,93 @@
 //! Store errors, each with the HTTP status and CSMS-style error code the API answers with.
 //! No message ever carries a secret value.
 
-/// Error codes of this project, in the CSMS.xxxx family.
+/// Error codes, in the CSMS.xxxx family. Where DEW's published error-code table names a condition, its
+/// code is used (CSMS.0002 to CSMS.0107, listed in [`codes::TABLE`]); the project's own conditions use
+/// numbers the table does not give: 04xx and 05xx after the HTTP status they come with, CSMS.0510.<step>
+/// for a database step of a rotation, and 09xx for the rest.
 pub mod codes {
-    /// A parameter is missing or malformed.
-    pub const INVALID_PARAMETER: &str = "CSMS.0001";
-    /// RotateSecret does not support COMMON secrets.
+    /// Table: the value of a parameter is invalid (an unknown secret type included).
+    pub const INVALID_PARAMETER: &str = "CSMS.0002";
+    /// RotateSecret does not support COMMON secrets: the secret's type is an invalid value for the call
+    /// (table: the value of a parameter is invalid).
     pub const ROTATE_UNSUPPORTED: &str = "CSMS.0002";
-    /// The secret is disabled.
-    pub const SECRET_DISABLED: &str = "CSMS.0003";
-    /// The resource already exists.
-    pub const ALREADY_EXISTS: &str = "CSMS.0004";
-    /// The resource does not exist.
+    /// Table: the request is invalid (URL): a path that is not an API path, bad percent-encoding, a
+    /// malformed query string.
+    pub const INVALID_URL: &str = "CSMS.0003";
+    /// Table: the request body format is wrong (not JSON, unknown fields, wrong types).
+    pub const MALFORMED_BODY: &str = "CSMS.0004";
+    /// Table: the resource does not exist.
     pub const NOT_FOUND: &str = "CSMS.0005";
-    /// Another rotation of the secret is in progress.
-    pub const ROTATION_IN_PROGRESS: &str = "CSMS.0006";
-    /// A stage rule would be broken (for example removing SYSCURRENT).
-    pub const STAGE_CONSTRAINT: &str = "CSMS.0007";
-    /// The request body is too large.
-    pub const BODY_TOO_LARGE: &str = "CSMS.0008";
-    /// The method is not allowed on this path.
-    pub const METHOD_NOT_ALLOWED: &str = "CSMS.0009";
-    /// A client took too long to send its request.
-    pub const REQUEST_TIMEOUT: &str = "CSMS.0408";
-    /// No credentials, or bad ones.
+    /// Table: the secret is in the scheduled-deletion state and cannot be used.
+    pub const SCHEDULED_DELETION: &str = "CSMS.0103";
+    /// Table: a system stage (SYSCURRENT, SYSPENDING) cannot be deleted.
+    pub const SYSTEM_STAGE: &str = "CSMS.0105";
+    /// Table: the secret name does not exist (the real service answers it with 400; this project's
+    /// server answers a missing secret with 404 CSMS.0005).
+    pub const SECRET_NAME_NOT_FOUND: &str = "CSMS.0106";
+    /// Table: the secret is pending deletion.
+    pub const PENDING_DELETION: &str = "CSMS.0107";
+
+    /// Own: no credentials, or bad ones (401).
     pub const UNAUTHORIZED: &str = "CSMS.0401";
-    /// Valid credentials without access to the project.
+    /// Own: valid credentials without access to the project (403).
     pub const FORBIDDEN: &str = "CSMS.0403";
-    /// An internal failure (storage, encryption).
+    /// Own: the method is not allowed on this path (405).
+    pub const METHOD_NOT_ALLOWED: &str = "CSMS.0405";
+    /// Own: a client took too long to send its request (408).
+    pub const REQUEST_TIMEOUT: &str = "CSMS.0408";
+    /// Own: the request body is larger than the server accepts (400).
+    pub const BODY_TOO_LARGE: &str = "CSMS.0413";
+    /// Own: an internal failure (storage, encryption) (500).
     pub const INTERNAL: &str = "CSMS.0500";
-    /// The database or an upstream CSMS failed.
+    /// Own: the database or an upstream CSMS failed (502).
     pub const UPSTREAM: &str = "CSMS.0502";
-    /// The database or an upstream CSMS did not answer in time.
+    /// Own: the database or an upstream CSMS did not answer in time (504).
     pub const UPSTREAM_TIMEOUT: &str = "CSMS.0504";
-    /// The database refused the new password or the login test.
+    /// Own: the database refused the new password or the login test; the task's code is
+    /// `CSMS.0510.<step>`.
     pub const TARGET_FAILED: &str = "CSMS.0510";
+    /// Own: the secret is disabled (400).
+    pub const SECRET_DISABLED: &str = "CSMS.0901";
+    /// Own: the secret already exists (400).
+    pub const ALREADY_EXISTS: &str = "CSMS.0902";
+    /// Own: another rotation of the secret is in progress (400).
+    pub const ROTATION_IN_PROGRESS: &str = "CSMS.0903";
+    /// Own: a stage rule would be broken, other than deleting a system stage (for example SYSPENDING
+    /// moved while a rotation finished) (400).
+    pub const STAGE_CONSTRAINT: &str = "CSMS.0904";
+
+    /// The codes of DEW's published error-code table (CSMS-API.md), whatever this project uses of them.
+    pub const TABLE: &[&str] = &[
+        "CSMS.0002",
+        "CSMS.0003",
+        "CSMS.0004",
+        "CSMS.0005",
+        "CSMS.0103",
+        "CSMS.0105",
+        "CSMS.0106",
+        "CSMS.0107",
+        "CSMS.0108",
+        "CSMS.0202",
+        "CSMS.0203",
+    ];
+
+    /// The project's own codes: none may be a number of [`TABLE`].
+    pub const OWN: &[&str] = &[
+        UNAUTHORIZED,
+        FORBIDDEN,
+        METHOD_NOT_ALLOWED,
+        REQUEST_TIMEOUT,
+        BODY_TOO_LARGE,
+        INTERNAL,
+        UPSTREAM,
+        UPSTREAM_TIMEOUT,
+        TARGET_FAILED,
+        SECRET_DISABLED,
+        ALREADY_EXISTS,
+        ROTATION_IN_PROGRESS,
+        STAGE_CONSTRAINT,
+    ];
 }
 
 /// What went wrong in a store operation.
@@ -68,6 +121,15 @@ pub enum StoreError {
         /// The secret.
         name: String,
     },
+    /// The secret is scheduled for deletion (CSMS.0103, CSMS.0107): it can be neither read nor rotated
+    /// until the deletion is cancelled.
+    #[error(
+        "secret {name} is pending deletion in CSMS: it cannot be read or rotated until its scheduled deletion is cancelled"
+    )]
+    PendingDeletion {
+        /// The secret.
+        name: String,
+    },
     /// The secret is disabled.
     #[error("secret {name} is disabled")]
     Disabled {
@@ -79,6 +141,14 @@ pub enum StoreError {
     RotationInProgress {
         /// The secret.
         name: String,
+    },
+    /// A system stage (SYSCURRENT, SYSPENDING) cannot be deleted.
+    #[error("stage {stage} of {name} is a system stage and cannot be deleted")]
+    SystemStage {
+        /// The secret.
+        name: String,
+        /// The stage.
+        stage: String,
     },
     /// A stage operation would break a rule.
     #[error("stage rule on {name}: {message}")]
@@ -166,8 +236,10 @@ impl StoreError {
             StoreError::AlreadyExists { .. }
             | StoreError::InvalidParameter { .. }
             | StoreError::RotateUnsupported { .. }
+            | StoreError::PendingDeletion { .. }
             | StoreError::Disabled { .. }
             | StoreError::RotationInProgress { .. }
+            | StoreError::SystemStage { .. }
             | StoreError::StageConstraint { .. } => 400,
             StoreError::RotationFailed { .. } | StoreError::Unreachable { .. } => 502,
             StoreError::Timeout { .. } => 504,
@@ -187,7 +259,9 @@ impl StoreError {
             StoreError::InvalidParameter { .. } => codes::INVALID_PARAMETER,
             StoreError::RotateUnsupported { .. } => codes::ROTATE_UNSUPPORTED,
             StoreError::Disabled { .. } => codes::SECRET_DISABLED,
+            StoreError::PendingDeletion { .. } => codes::PENDING_DELETION,
             StoreError::RotationInProgress { .. } => codes::ROTATION_IN_PROGRESS,
+            StoreError::SystemStage { .. } => codes::SYSTEM_STAGE,
             StoreError::StageConstraint { .. } => codes::STAGE_CONSTRAINT,
             StoreError::RotationFailed { .. } => codes::UPSTREAM,
             StoreError::Unreachable { .. } => codes::UPSTREAM,
@@ -224,5 +298,44 @@ impl StoreError {
             field: field.to_owned(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::codes;
+
+    /// The project's own codes never reuse a number DEW's table gives another meaning; the codes taken
+    /// from the table are the table's.
+    #[test]
+    fn own_codes_collide_with_none_of_the_table() {
+        let number = |c: &str| c.split('.').nth(1).map(str::to_owned);
+        for own in codes::OWN {
+            assert!(
+                !codes::TABLE.iter().any(|t| number(t) == number(own)),
+                "{own} is a number of the table"
+            );
+        }
+        for taken in [
+            codes::INVALID_PARAMETER,
+            codes::ROTATE_UNSUPPORTED,
+            codes::INVALID_URL,
+            codes::MALFORMED_BODY,
+            codes::NOT_FOUND,
+            codes::SCHEDULED_DELETION,
+            codes::SYSTEM_STAGE,
+            codes::SECRET_NAME_NOT_FOUND,
+            codes::PENDING_DELETION,
+        ] {
+            assert!(codes::TABLE.contains(&taken), "{taken}");
+        }
+        let mut own = codes::OWN.to_vec();
+        own.sort_unstable();
+        own.dedup();
+        assert_eq!(
+            own.len(),
+            codes::OWN.len(),
+            "two conditions share an own code"
+        );
     }
 }

@@ -1,5 +1,10 @@
 //! CSMS resources, with the field names of the official SDK models (`huaweicloudsdkcsms` v1).
 //! Times are Unix epoch milliseconds, as CSMS returns them.
+//!
+//! Reading is lenient, because these types also parse the answers of the real service, whose documented
+//! examples leave fields out: every field may be missing (an empty string, zero or an empty list stands
+//! for it, and the `csms` client reads back what it truly needs), unknown fields are ignored, and an
+//! unknown state or task status is `Unknown`. Writing is complete: the API server sends every field.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,10 +33,14 @@ pub enum SecretState {
     PendingDelete,
     /// Frozen by the provider.
     Frozen,
+    /// A state this version does not know (a newer service's); never accepted in a request.
+    #[serde(other)]
+    Unknown,
 }
 
 /// A secret's metadata (SDK model `Secret`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
 pub struct Secret {
     /// A UUID.
     pub id: String,
@@ -82,6 +91,7 @@ pub struct Secret {
 
 /// A version's metadata (SDK model `VersionMetadata`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
 pub struct VersionMetadata {
     /// `v1`, `v2`, ...
     pub id: String,
@@ -122,6 +132,7 @@ pub struct Version {
 
 /// A stage (SDK model `Stage`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
 pub struct Stage {
     /// Stage name.
     pub name: String,
@@ -134,7 +145,7 @@ pub struct Stage {
 }
 
 /// Task states.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskStatus {
     /// In flight, or interrupted and waiting to resume.
@@ -143,6 +154,11 @@ pub enum TaskStatus {
     Success,
     /// The last attempt failed; the next rotate resumes it.
     Failed,
+    /// A status this version does not know (a newer service's), or none given: not finished as far as
+    /// this client can tell.
+    #[default]
+    #[serde(other)]
+    Unknown,
 }
 
 impl TaskStatus {
@@ -152,12 +168,14 @@ impl TaskStatus {
             TaskStatus::Processing => "PROCESSING",
             TaskStatus::Success => "SUCCESS",
             TaskStatus::Failed => "FAILED",
+            TaskStatus::Unknown => "UNKNOWN",
         }
     }
 }
 
 /// A rotation task (SDK model `SecretTask`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
 pub struct RotationTask {
     /// A UUID.
     pub task_id: String,
@@ -182,8 +200,9 @@ pub struct RotationTask {
     pub task_error_msg: String,
 }
 
-/// The answer to RotateSecret.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+/// The answer to RotateSecret. The service's own example answer holds `rotation_task_id` alone.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(default)]
 pub struct RotateResult {
     /// The new SYSCURRENT version.
     pub version_id: String,
@@ -256,6 +275,7 @@ pub struct CreateVersion {
 
 /// Paging information (SDK model `PageInfo`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(default)]
 pub struct PageInfo {
     /// Marker of the next page, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -69,18 +69,9 @@ pub async fn observe(run: &Run<'_>, spec: &ValidatedSpec) -> Result<Observed, Ha
             then: Then::Requeue(std::time::Duration::from_secs(30)),
         }));
     }
-    let current = match read_current(run, spec).await {
-        Ok(c) => c,
-        Err(e) if e.is_transient() || e.status() >= 500 => {
-            return Err(Halt::Blocked(Blocked {
-                reason: Reason::StoreUnavailable,
-                message: format!("the store could not be read: {e}"),
-                announce: false,
-                then: Then::Fail(Box::new(reading(spec, e))),
-            }));
-        }
-        Err(e) => return Err(Halt::Failed(Box::new(reading(spec, e)))),
-    };
+    let current = read_current(run, spec)
+        .await
+        .map_err(|e| unreadable(run, spec, e))?;
     if !matches!(current, Current::Missing) {
         check_store_secret(run, spec, &current).await?;
         return Ok(Observed {
@@ -155,7 +146,7 @@ async fn check_store_secret(
     let secret = run
         .timed("show_secret", run.ctx.store.show_secret(&project, name))
         .await
-        .map_err(|e| reading(spec, e))?;
+        .map_err(|e| unreadable(run, spec, e))?;
     let uid = run.sr.metadata.uid.as_deref().unwrap_or_default();
     let claim = match claim::claim(&secret, uid) {
         Claim::Ours => None,
@@ -194,10 +185,33 @@ async fn check_store_secret(
             run.ctx.store.update_secret(&project, name, req),
         )
         .await
-        .map_err(|e| reading(spec, e))?;
+        .map_err(|e| unreadable(run, spec, e))?;
         info!(secret = %name, previous_owner = previous.unwrap_or("none"), "claimed the store secret");
     }
     Ok(())
+}
+
+/// Why the store secret could not be read: pending deletion (a condition of its own, looked at again every
+/// five minutes), the store unavailable (a condition, and a retry with backoff), or an unexpected error.
+fn unreadable(run: &Run<'_>, spec: &ValidatedSpec, e: StoreError) -> Halt {
+    match e {
+        StoreError::PendingDeletion { .. } => Halt::Blocked(Blocked {
+            reason: Reason::StoreSecretPendingDeletion,
+            message: format!(
+                "{e} (CSMS project {}): cancel its deletion in CSMS to keep it, or address another store secret with spec.secretName",
+                run.project(spec)
+            ),
+            announce: true,
+            then: Then::Requeue(std::time::Duration::from_secs(300)),
+        }),
+        e if e.is_transient() || e.status() >= 500 => Halt::Blocked(Blocked {
+            reason: Reason::StoreUnavailable,
+            message: format!("the store could not be read: {e}"),
+            announce: false,
+            then: Then::Fail(Box::new(reading(spec, e))),
+        }),
+        e => Halt::Failed(Box::new(reading(spec, e))),
+    }
 }
 
 /// A store read that failed unexpectedly.

@@ -10,8 +10,13 @@
 //!   user: rotator
 //!   password: "..."
 //! ```
+//!
+//! An IAM token is scoped to one project, so the client keeps one per project: a token of one tenant's
+//! project never stands in for another's. A token the service refuses (401) is dropped and fetched again.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -65,18 +70,69 @@ pub struct IamToken {
     pub(crate) expires_at: jiff::Timestamp,
 }
 
+/// The slot of one project's token; its lock is held while the token is fetched, so concurrent calls for
+/// one project fetch it once, and calls for other projects do not wait.
+pub(crate) type TokenSlot = Arc<Mutex<Option<IamToken>>>;
+
+/// IAM tokens, one per project.
+#[derive(Default)]
+pub struct IamTokens {
+    by_project: Mutex<HashMap<String, TokenSlot>>,
+}
+
+impl IamTokens {
+    /// The slot of `project`'s token (made empty on first use).
+    pub(crate) async fn slot(&self, project: &str) -> TokenSlot {
+        self.by_project
+            .lock()
+            .await
+            .entry(project.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Drops `project`'s token if it is still `refused` (a call that fetched a newer one meanwhile keeps it).
+    pub(crate) async fn drop_refused(&self, project: &str, refused: &str) {
+        let slot = self.slot(project).await;
+        let mut token = slot.lock().await;
+        if token.as_ref().is_some_and(|t| t.value.as_str() == refused) {
+            *token = None;
+        }
+    }
+
+    /// The projects that hold a token now (for tests and diagnostics).
+    pub async fn projects(&self) -> Vec<String> {
+        let slots: Vec<(String, TokenSlot)> = self
+            .by_project
+            .lock()
+            .await
+            .iter()
+            .map(|(p, s)| (p.clone(), s.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (p, s) in slots {
+            if s.lock().await.is_some() {
+                out.push(p);
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
 /// The client's credentials.
 pub enum CsmsAuth {
     /// `X-Auth-Token: <token>`.
     Token(Zeroizing<String>),
     /// AK/SK signing.
     AkSk(AccessKey),
-    /// An IAM token, fetched on first use and refreshed ahead of expiry.
+    /// IAM tokens, one per project, each fetched on first use, refreshed ahead of expiry and fetched again
+    /// when refused.
     Iam {
         /// How to get one.
         config: IamConfig,
-        /// The current token.
-        cached: Mutex<Option<IamToken>>,
+        /// The current tokens.
+        tokens: IamTokens,
     },
 }
 
@@ -96,6 +152,14 @@ impl std::fmt::Debug for CsmsAuth {
 pub const IAM_REFRESH_MARGIN: Duration = Duration::from_secs(600);
 
 impl CsmsAuth {
+    /// IAM password authentication, with no token fetched yet.
+    pub fn iam(config: IamConfig) -> CsmsAuth {
+        CsmsAuth::Iam {
+            config,
+            tokens: IamTokens::default(),
+        }
+    }
+
     /// Loads the auth file; exactly one method must be given.
     pub fn load(path: &Path) -> Result<CsmsAuth, StoreError> {
         let err = |message: String| StoreError::InvalidParameter {
@@ -110,10 +174,7 @@ impl CsmsAuth {
         match (file.token, file.access_key, file.iam) {
             (Some(t), None, None) if !t.is_empty() => Ok(CsmsAuth::Token(t)),
             (None, Some(k), None) if !k.ak.is_empty() && !k.sk.is_empty() => Ok(CsmsAuth::AkSk(k)),
-            (None, None, Some(config)) => Ok(CsmsAuth::Iam {
-                config,
-                cached: Mutex::new(None),
-            }),
+            (None, None, Some(config)) => Ok(CsmsAuth::iam(config)),
             _ => Err(err(
                 "give exactly one of token, access_key or iam, none empty".into(),
             )),

@@ -1,12 +1,19 @@
 //! The `csms` store: Huawei Cloud CSMS (or `secret-rotator serve`) over its REST API.
 //!
 //! Requests time out; connection errors, timeouts, 429, 500, 502, 503 and 504 are retried with capped
-//! exponential backoff and full jitter; other 4xx answers are final. Calls that are not idempotent are
-//! made safe to retry: after an ambiguous failure a rotation looks for the task it may have started, a
-//! new version is recognised by its value, and a secret by its name. A rotation whose task is still
-//! PROCESSING is polled until SUCCESS or FAILED.
+//! exponential backoff and full jitter; other 4xx answers are final (a 401 to an IAM token drops the token
+//! and tries once more with a new one). Calls that are not idempotent are made safe to retry: after an
+//! ambiguous failure a rotation looks for the task it may have started, a new version is recognised by its
+//! value, and a secret by its name. A rotation whose task is still PROCESSING is polled until SUCCESS or
+//! FAILED.
+//!
+//! Answers are read as the real service gives them, which is often less than the SDK models list (see
+//! [`crate::store::model`]): what the operator needs and the answer leaves out is read back (the version a
+//! rotation made, the task a RotateSecret answer does not name, a version's creation time), and the rest
+//! takes its default. Error answers: see [`route`].
 
 pub mod auth;
+mod route;
 
 use std::time::Duration;
 
@@ -20,10 +27,12 @@ use zeroize::Zeroizing;
 use crate::protocol::signer;
 use crate::protocol::wire::*;
 use crate::secret_value::SecretValue;
+use crate::store::error::codes;
 use crate::store::model::*;
 use crate::store::{Store, StoreError, StoreResult, now_ms};
 pub use auth::CsmsAuth;
 use auth::{IAM_REFRESH_MARGIN, IamToken};
+use route::{Route, answer_error, query_string};
 
 /// Retry and timing settings.
 #[derive(Debug, Clone)]
@@ -83,9 +92,12 @@ enum Attempt<T> {
     Fatal(StoreError),
 }
 
-fn encode_segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
+/// How far back (ms) a task's start may lie before the RotateSecret call that looks for it: the service's
+/// clock and ours differ.
+const TASK_CLOCK_SLACK_MS: i64 = 60_000;
+
+/// Pages of versions read back, at most, to find a version's creation time.
+const READ_BACK_PAGES: usize = 10;
 
 impl CsmsStore {
     /// A client for `endpoint` (for example `https://kms.ap-southeast-1.myhuaweicloud.com`).
@@ -124,6 +136,11 @@ impl CsmsStore {
         })
     }
 
+    /// The client's credentials (for tests and diagnostics: which projects hold an IAM token).
+    pub fn auth(&self) -> &CsmsAuth {
+        &self.auth
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let exp = self
             .opts
@@ -134,13 +151,15 @@ impl CsmsStore {
         Duration::from_millis(rand::rng().random_range(0..=cap.as_millis().max(1) as u64))
     }
 
+    /// `project`'s IAM token: the cached one until ten minutes before it expires, else a new one.
     async fn iam_token(
         &self,
         project: &str,
         config: &auth::IamConfig,
-        cached: &tokio::sync::Mutex<Option<IamToken>>,
+        tokens: &auth::IamTokens,
     ) -> StoreResult<Zeroizing<String>> {
-        let mut guard = cached.lock().await;
+        let slot = tokens.slot(project).await;
+        let mut guard = slot.lock().await;
         let now = jiff::Timestamp::now();
         if let Some(t) = guard.as_ref() {
             let margin = jiff::SignedDuration::try_from(IAM_REFRESH_MARGIN).unwrap_or_default();
@@ -169,7 +188,7 @@ impl CsmsStore {
                 .send()
                 .await
                 .map_err(|e| StoreError::Unreachable {
-                    operation: "fetching an IAM token".into(),
+                    operation: format!("fetching an IAM token for project {project}"),
                     message: without_url(&e),
                 })?;
         let status = resp.status().as_u16();
@@ -182,7 +201,7 @@ impl CsmsStore {
                 },
                 code: "IAM".into(),
                 message: format!(
-                    "IAM refused the token request for user {} with status {status}",
+                    "IAM refused the token request for user {} in project {project} with status {status}",
                     config.user
                 ),
             });
@@ -193,7 +212,10 @@ impl CsmsStore {
             .and_then(|v| v.to_str().ok())
             .map(|s| Zeroizing::new(s.to_owned()))
             .ok_or_else(|| {
-                StoreError::internal("fetching an IAM token", "no X-Subject-Token header")
+                StoreError::internal(
+                    format!("fetching an IAM token for project {project}"),
+                    "no X-Subject-Token header",
+                )
             })?;
         #[derive(serde::Deserialize)]
         struct T {
@@ -203,16 +225,19 @@ impl CsmsStore {
         struct TI {
             expires_at: String,
         }
-        let t: T = resp
-            .json()
-            .await
-            .map_err(|e| StoreError::internal("reading the IAM token answer", e))?;
-        let expires_at: jiff::Timestamp = t
-            .token
-            .expires_at
-            .parse()
-            .map_err(|e| StoreError::internal("reading the IAM token expiry", e))?;
-        debug!(user = %config.user, %expires_at, "fetched an IAM token");
+        let t: T = resp.json().await.map_err(|e| {
+            StoreError::internal(
+                format!("reading the IAM token answer for project {project}"),
+                e,
+            )
+        })?;
+        let expires_at: jiff::Timestamp = t.token.expires_at.parse().map_err(|e| {
+            StoreError::internal(
+                format!("reading the IAM token expiry for project {project}"),
+                e,
+            )
+        })?;
+        debug!(user = %config.user, project, %expires_at, "fetched an IAM token");
         *guard = Some(IamToken {
             value: token.clone(),
             expires_at,
@@ -220,38 +245,34 @@ impl CsmsStore {
         Ok(token)
     }
 
-    /// One HTTP attempt.
+    /// One HTTP attempt; also the IAM token it used, if any.
     async fn attempt(
         &self,
         project: &str,
         method: &Method,
-        path: &str,
+        route: &Route,
         query: &[(&str, String)],
         body: Option<&[u8]>,
-    ) -> Attempt<(u16, bytes::Bytes)> {
-        let qs = query
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode_segment(k), encode_segment(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+    ) -> (Attempt<(u16, bytes::Bytes)>, Option<Zeroizing<String>>) {
+        let path = route.path.as_str();
+        let qs = query_string(query);
         let url = if qs.is_empty() {
             format!("{}{path}", self.endpoint)
         } else {
             format!("{}{path}?{qs}", self.endpoint)
         };
         let mut req = self.http.request(method.clone(), &url);
-        let body_bytes = body.unwrap_or_default();
-        if body.is_some() {
+        if let Some(b) = body {
             req = req
                 .header("Content-Type", "application/json;charset=UTF-8")
-                .body(body_bytes.to_vec());
+                .body(b.to_vec());
         }
-        let req = match self
+        let (req, token) = match self
             .authenticate(req, project, method, path, &url, &qs, body)
             .await
         {
-            Ok(req) => req,
-            Err(attempt) => return attempt,
+            Ok(done) => done,
+            Err(attempt) => return (attempt, None),
         };
         let resp = match req.send().await {
             Ok(r) => r,
@@ -268,27 +289,31 @@ impl CsmsStore {
                         message: without_url(&e),
                     }
                 };
-                return Attempt::Retry { error, ambiguous };
+                return (Attempt::Retry { error, ambiguous }, token);
             }
         };
         let status = resp.status().as_u16();
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                return Attempt::Retry {
-                    error: StoreError::Unreachable {
-                        operation: format!("{method} {path}"),
-                        message: without_url(&e),
-                    },
-                    ambiguous: true,
+                let error = StoreError::Unreachable {
+                    operation: format!("{method} {path}"),
+                    message: without_url(&e),
                 };
+                return (
+                    Attempt::Retry {
+                        error,
+                        ambiguous: true,
+                    },
+                    token,
+                );
             }
         };
-        classify(method, path, status, bytes)
+        (classify(method, route, status, bytes), token)
     }
 
     /// Adds the credentials to a request: a token (given, or from IAM for the project), or an AK/SK
-    /// signature over what is sent.
+    /// signature over what is sent. Returns the request and the IAM token it carries, if any.
     #[allow(clippy::too_many_arguments)]
     async fn authenticate(
         &self,
@@ -299,21 +324,23 @@ impl CsmsStore {
         url: &str,
         qs: &str,
         body: Option<&[u8]>,
-    ) -> Result<reqwest::RequestBuilder, Attempt<(u16, bytes::Bytes)>> {
-        let body_bytes = body.unwrap_or_default();
+    ) -> Result<(reqwest::RequestBuilder, Option<Zeroizing<String>>), Attempt<(u16, bytes::Bytes)>>
+    {
         match &self.auth {
-            CsmsAuth::Token(t) => req = req.header("X-Auth-Token", t.as_str()),
-            CsmsAuth::Iam { config, cached } => match self.iam_token(project, config, cached).await
-            {
-                Ok(t) => req = req.header("X-Auth-Token", t.as_str()),
-                Err(e) if e.is_transient() => {
-                    return Err(Attempt::Retry {
+            CsmsAuth::Token(t) => Ok((req.header("X-Auth-Token", t.as_str()), None)),
+            CsmsAuth::Iam { config, tokens } => {
+                match self.iam_token(project, config, tokens).await {
+                    Ok(t) => {
+                        req = req.header("X-Auth-Token", t.as_str());
+                        Ok((req, Some(t)))
+                    }
+                    Err(e) if e.is_transient() => Err(Attempt::Retry {
                         error: e,
                         ambiguous: false,
-                    });
+                    }),
+                    Err(e) => Err(Attempt::Fatal(e)),
                 }
-                Err(e) => return Err(Attempt::Fatal(e)),
-            },
+            }
             CsmsAuth::AkSk(k) => {
                 let date = signer::format_date(jiff::Timestamp::now());
                 let host = url
@@ -322,18 +349,13 @@ impl CsmsStore {
                     .and_then(|r| r.split('/').next())
                     .unwrap_or_default()
                     .to_owned();
-                let ct = if body.is_some() {
-                    Some("application/json;charset=UTF-8")
-                } else {
-                    None
-                };
                 let mut headers = vec![
                     ("host", host.as_str()),
                     ("x-project-id", project),
                     ("x-sdk-date", date.as_str()),
                 ];
-                if let Some(ct) = ct {
-                    headers.push(("content-type", ct));
+                if body.is_some() {
+                    headers.push(("content-type", "application/json;charset=UTF-8"));
                 }
                 let authorization = signer::sign_request(
                     &k.ak,
@@ -343,26 +365,27 @@ impl CsmsStore {
                         path,
                         query: (!qs.is_empty()).then_some(qs),
                         headers: &headers,
-                        body: body_bytes,
+                        body: body.unwrap_or_default(),
                     },
                 );
                 req = req
                     .header("X-Sdk-Date", &date)
                     .header("X-Project-Id", project)
                     .header("Authorization", authorization);
+                Ok((req, None))
             }
         }
-        Ok(req)
     }
 
     /// A call with retries. `on_ambiguous` is asked, after an ambiguous failure, whether the call took
-    /// effect (returning its result) before trying again.
+    /// effect (returning its result) before trying again. A 2xx answer is read leniently: a body that does
+    /// not parse counts as empty (`{}`), and the caller reads back what it needs.
     #[allow(clippy::too_many_arguments)]
     async fn call<'c, T: DeserializeOwned>(
         &self,
         project: &str,
         method: Method,
-        path: &str,
+        route: &Route,
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
         idempotent: bool,
@@ -371,27 +394,34 @@ impl CsmsStore {
         >,
     ) -> StoreResult<T> {
         let mut last = None;
-        for attempt in 0..self.opts.max_attempts.max(1) {
+        let mut token_renewed = false;
+        let mut attempt = 0;
+        while attempt < self.opts.max_attempts.max(1) {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt)).await;
             }
-            match self
-                .attempt(project, &method, path, query, body.as_deref())
-                .await
-            {
+            attempt += 1;
+            let (outcome, token) = self
+                .attempt(project, &method, route, query, body.as_deref())
+                .await;
+            match outcome {
                 Attempt::Done((status, bytes)) => {
-                    let bytes = if status == 204 || bytes.is_empty() {
-                        bytes::Bytes::from_static(b"null")
-                    } else {
-                        bytes
+                    return read_answer(&method, route, status, &bytes);
+                }
+                Attempt::Fatal(e) if e.status() == 401 && !token_renewed => {
+                    // A refused IAM token (revoked, or the service's clock says expired): the service
+                    // did not act; drop the token and try once more with a new one.
+                    let (CsmsAuth::Iam { tokens, .. }, Some(token)) = (&self.auth, token) else {
+                        return Err(e);
                     };
-                    return serde_json::from_slice(&bytes).map_err(|e| {
-                        StoreError::internal(format!("reading the answer of {method} {path}"), e)
-                    });
+                    warn!(%method, path = %route.path, project, "CSMS refused the IAM token; fetching a new one");
+                    tokens.drop_refused(project, &token).await;
+                    token_renewed = true;
+                    attempt -= 1;
                 }
                 Attempt::Fatal(e) => return Err(e),
                 Attempt::Retry { error, ambiguous } => {
-                    warn!(%method, path, attempt = attempt + 1, error = %error, "CSMS call failed; will retry if attempts remain");
+                    warn!(%method, path = %route.path, attempt, error = %error, "CSMS call failed; will retry if attempts remain");
                     if ambiguous && !idempotent {
                         match on_ambiguous {
                             Some(check) => {
@@ -409,37 +439,184 @@ impl CsmsStore {
         Err(last.unwrap_or_else(|| StoreError::internal("calling CSMS", "no attempt was made")))
     }
 
-    fn secret_path(project: &str, name: &str) -> String {
-        format!(
-            "/v1/{}/secrets/{}",
-            encode_segment(project),
-            encode_segment(name)
-        )
+    /// The task a RotateSecret call that started at `started` made: the newest task of the secret that
+    /// began since then, looked for a few times (the task list may lag behind the call).
+    async fn find_rotation_task(&self, project: &str, name: &str, started: i64) -> Option<String> {
+        for look in 0..3 {
+            if look > 0 {
+                tokio::time::sleep(self.opts.task_poll).await;
+            }
+            let page = self
+                .list_tasks(
+                    project,
+                    TaskFilter {
+                        secret_name: Some(name.to_owned()),
+                        limit: Some(10),
+                        ..TaskFilter::default()
+                    },
+                )
+                .await
+                .ok()?;
+            if let Some(t) = page.tasks.into_iter().find(|t| {
+                !t.task_id.is_empty()
+                    && (t.secret_name.is_empty() || t.secret_name == name)
+                    && t.task_time >= started - TASK_CLOCK_SLACK_MS
+            }) {
+                return Some(t.task_id);
+            }
+        }
+        None
     }
 
-    async fn poll_task(&self, project: &str, result: RotateResult) -> StoreResult<RotateResult> {
+    /// Waits for a rotation task to finish: SUCCESS, FAILED (an error), or the task timeout. A status this
+    /// client does not know counts as not finished.
+    async fn poll_task(&self, project: &str, name: &str, task_id: &str) -> StoreResult<()> {
         let deadline = tokio::time::Instant::now() + self.opts.task_timeout;
+        let mut warned = false;
         loop {
-            let task = self.show_task(project, &result.rotation_task_id).await?;
+            let task = self.show_task(project, task_id).await?;
             match task.task_status {
-                TaskStatus::Success => return Ok(result),
+                TaskStatus::Success => return Ok(()),
                 TaskStatus::Failed => {
                     return Err(StoreError::RotationFailed {
-                        name: result.secret_name,
-                        task_id: task.task_id,
-                        code: task.task_error_code,
-                        message: task.task_error_msg,
+                        name: name.to_owned(),
+                        task_id: task_id.to_owned(),
+                        code: if task.task_error_code.is_empty() {
+                            codes::TARGET_FAILED.to_owned()
+                        } else {
+                            task.task_error_code
+                        },
+                        message: if task.task_error_msg.is_empty() {
+                            "the rotation task failed without a message".to_owned()
+                        } else {
+                            task.task_error_msg
+                        },
                     });
                 }
-                TaskStatus::Processing if tokio::time::Instant::now() >= deadline => {
+                status if tokio::time::Instant::now() >= deadline => {
                     return Err(StoreError::Timeout {
-                        operation: format!("waiting for rotation task {}", task.task_id),
+                        operation: format!(
+                            "waiting for rotation task {task_id} of {name} (still {})",
+                            status.as_str()
+                        ),
                     });
                 }
-                TaskStatus::Processing => tokio::time::sleep(self.opts.task_poll).await,
+                status => {
+                    if status == TaskStatus::Unknown && !warned {
+                        warned = true;
+                        warn!(
+                            secret = name,
+                            task = task_id,
+                            "the rotation task has no status this client knows; waiting for SUCCESS or FAILED"
+                        );
+                    }
+                    tokio::time::sleep(self.opts.task_poll).await;
+                }
             }
         }
     }
+
+    /// Completes a version's metadata that an answer left short: its id and secret from the request, and
+    /// its creation time (which the schedule depends on) read back from the version list.
+    async fn complete_metadata(
+        &self,
+        project: &str,
+        name: &str,
+        requested: &str,
+        md: &mut VersionMetadata,
+    ) -> StoreResult<()> {
+        if md.secret_name.is_empty() {
+            md.secret_name = name.to_owned();
+        }
+        if md.id.is_empty() && requested != LATEST {
+            md.id = requested.to_owned();
+        }
+        if !md.id.is_empty() && md.create_time > 0 {
+            return Ok(());
+        }
+        let mut marker: Option<String> = None;
+        for _ in 0..READ_BACK_PAGES {
+            let page = self
+                .list_versions(project, name, Some(50), marker.as_deref())
+                .await?;
+            // Newest first: `latest` is the first one.
+            let found = if md.id.is_empty() {
+                page.version_metadatas.first()
+            } else {
+                page.version_metadatas.iter().find(|v| v.id == md.id)
+            };
+            if let Some(v) = found {
+                md.id.clone_from(&v.id);
+                md.create_time = v.create_time;
+                if md.version_stages.is_empty() {
+                    md.version_stages.clone_from(&v.version_stages);
+                }
+                break;
+            }
+            match page.page_info.next_marker {
+                Some(m) if !m.is_empty() && !page.version_metadatas.is_empty() => marker = Some(m),
+                _ => break,
+            }
+        }
+        if md.id.is_empty() || md.create_time <= 0 {
+            return Err(StoreError::internal(
+                format!("reading version {requested} of {name}"),
+                "the answer gives no version id or creation time, and the version list does not either",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of one answer: done (2xx), retried (429 and 5xx; 5xx may have taken effect), or fatal.
+fn classify(
+    method: &Method,
+    route: &Route,
+    status: u16,
+    bytes: bytes::Bytes,
+) -> Attempt<(u16, bytes::Bytes)> {
+    if (200..300).contains(&status) {
+        return Attempt::Done((status, bytes));
+    }
+    let error = answer_error(method, route, status, &bytes);
+    match status {
+        429 => Attempt::Retry {
+            error,
+            ambiguous: false,
+        },
+        500 | 502 | 503 | 504 => Attempt::Retry {
+            error,
+            ambiguous: true,
+        },
+        _ => Attempt::Fatal(error),
+    }
+}
+
+/// A 2xx answer's body, read leniently: an empty body, `null`, or one that does not parse as `T` counts
+/// as `{}` (every field missing). The parse error is logged by its kind and position only, never the text
+/// it would quote.
+fn read_answer<T: DeserializeOwned>(
+    method: &Method,
+    route: &Route,
+    status: u16,
+    body: &[u8],
+) -> StoreResult<T> {
+    let blank = status == 204 || body.iter().all(u8::is_ascii_whitespace) || body == b"null";
+    if !blank {
+        match serde_json::from_slice(body) {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                warn!(%method, path = %route.path, status, kind = ?e.classify(), line = e.line(), column = e.column(),
+                    "CSMS answered with a body this client cannot read; reading back what it needs");
+            }
+        }
+    }
+    // `{}` for the answer types (every field has a default), `null` for `serde_json::Value`.
+    serde_json::from_slice(b"{}")
+        .or_else(|_| serde_json::from_slice(b"null"))
+        .map_err(|e| {
+            StoreError::internal(format!("reading the answer of {method} {}", route.path), e)
+        })
 }
 
 /// reqwest's error text without the URL (which holds project and secret names, never values, but
@@ -486,41 +663,6 @@ fn paging(limit: Option<u32>, marker: Option<&str>) -> Vec<(&'static str, String
     q
 }
 
-/// The outcome of one answer: done (2xx), retried (429 and 5xx; 5xx may have taken effect), or fatal.
-fn classify(
-    method: &Method,
-    path: &str,
-    status: u16,
-    bytes: bytes::Bytes,
-) -> Attempt<(u16, bytes::Bytes)> {
-    if (200..300).contains(&status) {
-        return Attempt::Done((status, bytes));
-    }
-    let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-        Ok(b) => (b.error.error_code, b.error.error_msg),
-        Err(_) => (
-            format!("HTTP.{status}"),
-            format!("{method} {path} answered {status} without a CSMS error body"),
-        ),
-    };
-    let error = StoreError::Upstream {
-        status,
-        code,
-        message,
-    };
-    match status {
-        429 => Attempt::Retry {
-            error,
-            ambiguous: false,
-        },
-        500 | 502 | 503 | 504 => Attempt::Retry {
-            error,
-            ambiguous: true,
-        },
-        _ => Attempt::Fatal(error),
-    }
-}
-
 fn json<T: serde::Serialize>(v: &T) -> StoreResult<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| StoreError::internal("encoding a request", e))
 }
@@ -538,7 +680,8 @@ fn wire_binary(v: &Option<SecretValue>) -> Option<Zeroizing<String>> {
         .map(|v| Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(v.expose())))
 }
 
-fn version_from_wire(w: VersionWire) -> StoreResult<Version> {
+/// A version read from an answer; its value is required.
+fn version_from_wire(w: VersionWire, name: &str, requested: &str) -> StoreResult<Version> {
     match (w.secret_string, w.secret_binary) {
         (Some(s), _) => Ok(Version {
             version_metadata: w.version_metadata,
@@ -551,10 +694,29 @@ fn version_from_wire(w: VersionWire) -> StoreResult<Version> {
             kind: ValueKind::Binary,
         }),
         (None, None) => Err(StoreError::internal(
-            "reading a version",
+            format!("reading version {requested} of {name}"),
             "no secret_string or secret_binary in the answer",
         )),
     }
+}
+
+/// A secret from an answer, named as requested when the answer leaves its name out.
+fn with_name(mut s: Secret, name: &str) -> Secret {
+    if s.name.is_empty() {
+        s.name = name.to_owned();
+    }
+    s
+}
+
+/// A stage from an answer, with its own and its secret's name filled in from the request.
+fn with_stage_names(mut s: Stage, name: &str, stage: &str) -> Stage {
+    if s.name.is_empty() {
+        s.name = stage.to_owned();
+    }
+    if s.secret_name.is_empty() {
+        s.secret_name = name.to_owned();
+    }
+    s
 }
 
 #[async_trait]
@@ -585,19 +747,22 @@ impl Store for CsmsStore {
                     .map(|secret| SecretBody { secret })
             })
         };
-        let path = format!("/v1/{}/secrets", encode_segment(project));
         let b: SecretBody = self
             .call(
                 project,
                 Method::POST,
-                &path,
+                &Route::project(project, "secrets"),
                 &[],
                 Some(body),
                 false,
                 Some(&check),
             )
             .await?;
-        Ok(b.secret)
+        if b.secret == Secret::default() {
+            // Created, but the answer does not say what: read it back.
+            return self.show_secret(project, &name).await;
+        }
+        Ok(with_name(b.secret, &name))
     }
 
     async fn show_secret(&self, project: &str, name: &str) -> StoreResult<Secret> {
@@ -605,14 +770,20 @@ impl Store for CsmsStore {
             .call(
                 project,
                 Method::GET,
-                &Self::secret_path(project, name),
+                &Route::secret(project, name),
                 &[],
                 None,
                 true,
                 None,
             )
             .await?;
-        Ok(b.secret)
+        if b.secret == Secret::default() {
+            return Err(StoreError::internal(
+                format!("reading secret {name}"),
+                "the answer holds no secret",
+            ));
+        }
+        Ok(with_name(b.secret, name))
     }
 
     async fn list_secrets(
@@ -622,9 +793,16 @@ impl Store for CsmsStore {
         marker: Option<&str>,
     ) -> StoreResult<SecretPage> {
         let q = paging(limit, marker);
-        let path = format!("/v1/{}/secrets", encode_segment(project));
         let b: SecretsBody = self
-            .call(project, Method::GET, &path, &q, None, true, None)
+            .call(
+                project,
+                Method::GET,
+                &Route::project(project, "secrets"),
+                &q,
+                None,
+                true,
+                None,
+            )
             .await?;
         Ok(SecretPage {
             secrets: b.secrets,
@@ -651,29 +829,32 @@ impl Store for CsmsStore {
             .call(
                 project,
                 Method::PUT,
-                &Self::secret_path(project, name),
+                &Route::secret(project, name),
                 &[],
                 Some(body),
                 true,
                 None,
             )
             .await?;
-        Ok(b.secret)
+        if b.secret == Secret::default() {
+            return self.show_secret(project, name).await;
+        }
+        Ok(with_name(b.secret, name))
     }
 
     async fn delete_secret(&self, project: &str, name: &str) -> StoreResult<()> {
-        let r: StoreResult<serde_json::Value> = self
+        let _: serde_json::Value = self
             .call(
                 project,
                 Method::DELETE,
-                &Self::secret_path(project, name),
+                &Route::secret(project, name),
                 &[],
                 None,
                 true,
                 None,
             )
-            .await;
-        r.map(|_| ())
+            .await?;
+        Ok(())
     }
 
     async fn create_version(
@@ -689,8 +870,8 @@ impl Store for CsmsStore {
             expire_time: req.expire_time,
         })?;
         let sent = req.secret_string.clone().or(req.secret_binary.clone());
-        // After an ambiguous failure: if the newest version holds our value, it was created.
-        let check = || -> futures::future::BoxFuture<'_, Option<VersionMetadataBody>> {
+        // If the newest version holds our value, it is the one this call created.
+        let ours = || -> futures::future::BoxFuture<'_, Option<VersionMetadataBody>> {
             let sent = sent.clone();
             Box::pin(async move {
                 let latest = self.show_version(project, name, LATEST).await.ok()?;
@@ -699,19 +880,31 @@ impl Store for CsmsStore {
                 })
             })
         };
-        let path = format!("{}/versions", Self::secret_path(project, name));
         let b: VersionMetadataBody = self
             .call(
                 project,
                 Method::POST,
-                &path,
+                &Route::secret_action(project, name, "versions"),
                 &[],
                 Some(body),
                 false,
-                Some(&check),
+                Some(&ours),
             )
             .await?;
-        Ok(b.version_metadata)
+        let mut md = b.version_metadata;
+        if md.id.is_empty() {
+            // Created, but the answer does not name it: the newest version holding our value is it.
+            md = ours().await.map(|b| b.version_metadata).ok_or_else(|| {
+                StoreError::internal(
+                    format!("creating a version of {name}"),
+                    "the answer names no version, and the newest version is not the one sent",
+                )
+            })?;
+        }
+        if md.secret_name.is_empty() {
+            md.secret_name = name.to_owned();
+        }
+        Ok(md)
     }
 
     async fn show_version(
@@ -720,15 +913,21 @@ impl Store for CsmsStore {
         name: &str,
         version_id: &str,
     ) -> StoreResult<Version> {
-        let path = format!(
-            "{}/versions/{}",
-            Self::secret_path(project, name),
-            encode_segment(version_id)
-        );
         let b: VersionBody = self
-            .call(project, Method::GET, &path, &[], None, true, None)
+            .call(
+                project,
+                Method::GET,
+                &Route::secret_item(project, name, "versions", version_id),
+                &[],
+                None,
+                true,
+                None,
+            )
             .await?;
-        version_from_wire(b.version)
+        let mut v = version_from_wire(b.version, name, version_id)?;
+        self.complete_metadata(project, name, version_id, &mut v.version_metadata)
+            .await?;
+        Ok(v)
     }
 
     async fn list_versions(
@@ -739,26 +938,48 @@ impl Store for CsmsStore {
         marker: Option<&str>,
     ) -> StoreResult<VersionPage> {
         let q = paging(limit, marker);
-        let path = format!("{}/versions", Self::secret_path(project, name));
         let b: VersionMetadatasBody = self
-            .call(project, Method::GET, &path, &q, None, true, None)
+            .call(
+                project,
+                Method::GET,
+                &Route::secret_action(project, name, "versions"),
+                &q,
+                None,
+                true,
+                None,
+            )
             .await?;
+        let mut version_metadatas = b.version_metadatas;
+        for v in &mut version_metadatas {
+            if v.secret_name.is_empty() {
+                v.secret_name = name.to_owned();
+            }
+        }
         Ok(VersionPage {
-            version_metadatas: b.version_metadatas,
+            version_metadatas,
             page_info: b.page_info,
         })
     }
 
     async fn show_stage(&self, project: &str, name: &str, stage: &str) -> StoreResult<Stage> {
-        let path = format!(
-            "{}/stages/{}",
-            Self::secret_path(project, name),
-            encode_segment(stage)
-        );
         let b: StageBody = self
-            .call(project, Method::GET, &path, &[], None, true, None)
+            .call(
+                project,
+                Method::GET,
+                &Route::secret_item(project, name, "stages", stage),
+                &[],
+                None,
+                true,
+                None,
+            )
             .await?;
-        Ok(b.stage)
+        if b.stage.version_id.is_empty() {
+            return Err(StoreError::internal(
+                format!("reading stage {stage} of {name}"),
+                "the answer names no version",
+            ));
+        }
+        Ok(with_stage_names(b.stage, name, stage))
     }
 
     async fn update_stage(
@@ -768,30 +989,40 @@ impl Store for CsmsStore {
         stage: &str,
         version_id: &str,
     ) -> StoreResult<Stage> {
-        let path = format!(
-            "{}/stages/{}",
-            Self::secret_path(project, name),
-            encode_segment(stage)
-        );
         let body = json(&UpdateStageBody {
             version_id: version_id.to_owned(),
         })?;
         let b: StageBody = self
-            .call(project, Method::PUT, &path, &[], Some(body), true, None)
+            .call(
+                project,
+                Method::PUT,
+                &Route::secret_item(project, name, "stages", stage),
+                &[],
+                Some(body),
+                true,
+                None,
+            )
             .await?;
-        Ok(b.stage)
+        let mut s = with_stage_names(b.stage, name, stage);
+        if s.version_id.is_empty() {
+            s.version_id = version_id.to_owned();
+        }
+        Ok(s)
     }
 
     async fn delete_stage(&self, project: &str, name: &str, stage: &str) -> StoreResult<()> {
-        let path = format!(
-            "{}/stages/{}",
-            Self::secret_path(project, name),
-            encode_segment(stage)
-        );
-        let r: StoreResult<serde_json::Value> = self
-            .call(project, Method::DELETE, &path, &[], None, true, None)
-            .await;
-        r.map(|_| ())
+        let _: serde_json::Value = self
+            .call(
+                project,
+                Method::DELETE,
+                &Route::secret_item(project, name, "stages", stage),
+                &[],
+                None,
+                true,
+                None,
+            )
+            .await?;
+        Ok(())
     }
 
     /// CSMS changes the database through the secret's rotation function.
@@ -799,6 +1030,9 @@ impl Store for CsmsStore {
         false
     }
 
+    /// RotateSecret, then: the task it started is polled until it finishes (when the answer names none,
+    /// the secret's newest task since the call is), and the version it made current is read back (the
+    /// answer's `version_id` may be missing, or name a version still pending).
     async fn rotate(
         &self,
         project: &str,
@@ -810,42 +1044,42 @@ impl Store for CsmsStore {
         // After an ambiguous failure: a task for this secret started since this call means it went through.
         let check = || -> futures::future::BoxFuture<'_, Option<RotateResult>> {
             Box::pin(async move {
-                let page = self
-                    .list_tasks(
-                        project,
-                        TaskFilter {
-                            secret_name: Some(name.to_owned()),
-                            limit: Some(5),
-                            ..TaskFilter::default()
-                        },
-                    )
-                    .await
-                    .ok()?;
-                let task = page
-                    .tasks
-                    .into_iter()
-                    .find(|t| t.task_time >= started - 60_000)?;
-                let current = match self.show_stage(project, name, SYSPENDING).await {
-                    Ok(s) => s,
-                    Err(_) => self.show_stage(project, name, SYSCURRENT).await.ok()?,
-                };
+                let task = self.find_rotation_task(project, name, started).await?;
                 Some(RotateResult {
-                    version_id: current.version_id,
-                    secret_name: name.to_owned(),
-                    rotation_task_id: task.task_id,
+                    rotation_task_id: task,
+                    ..RotateResult::default()
                 })
             })
         };
-        let path = format!("{}/rotate", Self::secret_path(project, name));
-        let result: RotateResult = self
-            .call(project, Method::POST, &path, &[], None, false, Some(&check))
+        let answer: RotateResult = self
+            .call(
+                project,
+                Method::POST,
+                &Route::secret_action(project, name, "rotate"),
+                &[],
+                None,
+                false,
+                Some(&check),
+            )
             .await?;
-        let polled = self.poll_task(project, result).await?;
-        // The version the finished task made current.
+        let task_id = if answer.rotation_task_id.is_empty() {
+            self.find_rotation_task(project, name, started).await
+        } else {
+            Some(answer.rotation_task_id)
+        };
+        match &task_id {
+            Some(id) => self.poll_task(project, name, id).await?,
+            None => warn!(
+                secret = name,
+                project,
+                "RotateSecret named no task and none was found; reading the current version"
+            ),
+        }
         let current = self.show_stage(project, name, SYSCURRENT).await?;
         Ok(RotateResult {
             version_id: current.version_id,
-            ..polled
+            secret_name: name.to_owned(),
+            rotation_task_id: task_id.unwrap_or_default(),
         })
     }
 
@@ -866,14 +1100,43 @@ impl Store for CsmsStore {
         if let Some(m) = filter.marker {
             q.push(("marker", m));
         }
-        let path = format!("/v1/{}/csms/tasks", encode_segment(project));
         let b: TasksBody = self
-            .call(project, Method::GET, &path, &q, None, true, None)
+            .call(
+                project,
+                Method::GET,
+                &Route::project(project, "csms/tasks"),
+                &q,
+                None,
+                true,
+                None,
+            )
             .await?;
         Ok(TaskPage {
-            total: b.total,
+            total: b
+                .total
+                .max(u32::try_from(b.tasks.len()).unwrap_or(u32::MAX)),
             tasks: b.tasks,
-            next_marker: b.next_marker,
+            next_marker: b.next_marker.filter(|m| !m.is_empty()),
         })
+    }
+
+    /// One task by id; a service that ignores the `task_id` filter is read past.
+    async fn show_task(&self, project: &str, task_id: &str) -> StoreResult<RotationTask> {
+        let page = self
+            .list_tasks(
+                project,
+                TaskFilter {
+                    task_id: Some(task_id.to_owned()),
+                    ..TaskFilter::default()
+                },
+            )
+            .await?;
+        page.tasks
+            .into_iter()
+            .find(|t| t.task_id == task_id)
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "task",
+                name: task_id.to_owned(),
+            })
     }
 }

@@ -412,9 +412,9 @@ impl Inner {
 
     pub(super) fn delete_stage(&self, project: &str, name: &str, stage: &str) -> StoreResult<()> {
         if stage == SYSCURRENT || stage == SYSPENDING {
-            return Err(StoreError::StageConstraint {
+            return Err(StoreError::SystemStage {
                 name: name.to_owned(),
-                message: format!("{stage} cannot be removed"),
+                stage: stage.to_owned(),
             });
         }
         let txn = self.db.begin_write().ctx("starting a transaction")?;

@@ -155,7 +155,7 @@ async fn versions_and_stages_follow_csms() {
 
     // SYSCURRENT cannot be removed; a custom stage can; a missing one is 404.
     let e = s.delete_stage(P, "api", SYSCURRENT).await.unwrap_err();
-    assert_eq!((e.status(), e.code()), (400, codes::STAGE_CONSTRAINT));
+    assert_eq!((e.status(), e.code()), (400, codes::SYSTEM_STAGE));
     s.delete_stage(P, "api", "canary").await.unwrap();
     assert_eq!(
         s.delete_stage(P, "api", "canary")
