@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -413,7 +413,10 @@ pub struct TargetSpec {
     )]
     pub name: Option<String>,
     /// Keys of the Secret, each a template over {{ username }}, {{ password }}, {{ host }}, {{ port }},
-    /// {{ database }}, {{ value }} and {{ versionId }}. Empty: the default keys (value for COMMON;
+    /// {{ database }}, {{ value }} and {{ versionId }}, and over the previous version (the store's
+    /// SYSPREVIOUS): {{ previous.value }}, {{ previous.username }}, {{ previous.password }} and
+    /// {{ previous.versionId }}, empty until a second version exists, so that a consumer that accepts two keys
+    /// during a rotation can be configured from one Secret. Empty: the default keys (value for COMMON;
     /// username, password, host, port and database for database types).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64))]
@@ -439,18 +442,24 @@ pub enum DeletionPolicy {
     Retain,
 }
 
-/// A workload restarted after a rotation.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+/// Workloads restarted after a rotation: one by name, or every one of a kind whose labels match.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RestartTarget {
-    /// Deployment, StatefulSet or DaemonSet.
+    /// Deployment, StatefulSet, DaemonSet, or Rollout (Argo Rollouts, restarted through its spec.restartAt).
     pub kind: RestartKind,
-    /// Name of the workload, in the SecretRotation's namespace.
+    /// Name of the workload, in the SecretRotation's namespace. Exclusive with selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
     )]
-    pub name: String,
+    pub name: Option<String>,
+    /// Every workload of this kind in the SecretRotation's namespace whose labels match (matchLabels and
+    /// matchExpressions, as in a Deployment's selector); at most 50 matches, more is refused. Not empty.
+    /// Exclusive with name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
 }
 
 /// Kinds of workload that can be restarted.
@@ -462,6 +471,8 @@ pub enum RestartKind {
     StatefulSet,
     /// apps/v1 DaemonSet.
     DaemonSet,
+    /// argoproj.io/v1alpha1 Rollout (Argo Rollouts): spec.restartAt is set.
+    Rollout,
 }
 
 /// Observed state of a SecretRotation. Written only by the operator.

@@ -13,6 +13,10 @@ pub const VARIABLES: &[&str] = &[
     "database",
     "value",
     "versionId",
+    "previous.username",
+    "previous.password",
+    "previous.value",
+    "previous.versionId",
 ];
 
 /// One piece of a parsed template.
@@ -41,7 +45,7 @@ pub enum TemplateError {
     },
     /// A placeholder names no known variable.
     #[error(
-        "unknown variable {name:?} at byte {at}; known: username, password, host, port, database, value, versionId"
+        "unknown variable {name:?} at byte {at}; known: username, password, host, port, database, value, versionId, previous.username, previous.password, previous.value, previous.versionId"
     )]
     UnknownVariable {
         /// The name found (cut to 64 characters).
@@ -106,6 +110,11 @@ impl Template {
         })
     }
 
+    /// Whether the template uses a `previous.*` variable (the store's SYSPREVIOUS).
+    pub fn uses_previous(&self) -> bool {
+        self.variables().any(|v| v.starts_with("previous."))
+    }
+
     /// Renders the template; `lookup` gives each variable's value.
     pub fn render<'a>(&self, lookup: impl Fn(&str) -> &'a str) -> String {
         let mut out = String::new();
@@ -166,6 +175,17 @@ mod tests {
         );
         assert!(matches!(
             Template::parse("{{ username | upper }}"),
+            Err(TemplateError::UnknownVariable { .. })
+        ));
+    }
+
+    #[test]
+    fn previous_variables() {
+        let t = Template::parse("{{ value }},{{ previous.value }}").unwrap();
+        assert!(t.uses_previous());
+        assert!(!Template::parse("{{ value }}").unwrap().uses_previous());
+        assert!(matches!(
+            Template::parse("{{ previous.secret }}"),
             Err(TemplateError::UnknownVariable { .. })
         ));
     }

@@ -115,6 +115,9 @@ pub struct Note {
     pub reason: Reason,
     /// The message; never a value.
     pub message: String,
+    /// What the event is about beyond its reason (a version, a workload): events with the same reason but
+    /// another subject are distinct events, not a repeat counted in one event's series.
+    pub subject: Option<String>,
 }
 
 impl Note {
@@ -123,6 +126,7 @@ impl Note {
             warning: true,
             reason,
             message,
+            subject: None,
         }
     }
 
@@ -131,6 +135,25 @@ impl Note {
             warning: false,
             reason,
             message,
+            subject: None,
+        }
+    }
+
+    fn about(self, subject: impl Into<String>) -> Note {
+        Note {
+            subject: Some(subject.into()),
+            ..self
+        }
+    }
+
+    /// The event's action: the reason, and the subject when there is one.
+    pub fn action(&self) -> String {
+        match &self.subject {
+            Some(s) => format!("{} {s}", self.reason.as_str())
+                .chars()
+                .take(128)
+                .collect(),
+            None => self.reason.as_str().to_owned(),
         }
     }
 }
@@ -458,7 +481,7 @@ fn held_notes(frame: &Frame<'_>, outcome: &Outcome<'_>, held: &Held) -> Vec<Note
     let mut notes = Vec::new();
     let (store, version, secret) = (frame.store_secret, &held.version_id, &held.secret);
     if held.applied {
-        notes.push(if outcome.bootstrapped {
+        let note = if outcome.bootstrapped {
             Note::normal(
                 Reason::Rotated,
                 format!(
@@ -475,13 +498,14 @@ fn held_notes(frame: &Frame<'_>, outcome: &Outcome<'_>, held: &Held) -> Vec<Note
                 Reason::Synced,
                 format!("Secret {secret} written from {store} {version}"),
             )
-        });
+        };
+        notes.push(note.about(version.as_str()));
     }
     for r in &held.restarts {
-        notes.push(match &r.result {
+        let note = match &r.result {
             RestartResult::Done => Note::normal(
                 Reason::RestartTriggered,
-                format!("restarted {:?} {}", r.kind, r.name),
+                format!("restarted {:?} {} for {version}", r.kind, r.name),
             ),
             RestartResult::Missing => Note::warning(
                 Reason::RestartTargetMissing,
@@ -494,7 +518,8 @@ fn held_notes(frame: &Frame<'_>, outcome: &Outcome<'_>, held: &Held) -> Vec<Note
                 Reason::RestartFailed,
                 format!("restarting {:?} {}: {e}", r.kind, r.name),
             ),
-        });
+        };
+        notes.push(note.about(format!("{:?} {}", r.kind, r.name)));
     }
     notes
 }

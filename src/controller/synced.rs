@@ -38,12 +38,10 @@ pub enum SyncedError {
 }
 
 /// The values a template can use for one version.
+#[derive(Default)]
 struct Values {
     username: String,
     password: String,
-    host: String,
-    port: String,
-    database: String,
     value: String,
     version_id: String,
 }
@@ -56,51 +54,86 @@ impl Drop for Values {
 }
 
 impl Values {
+    /// A version's values: the credential of a database type, the value of the others.
+    fn of(spec: &ValidatedSpec, version: &Version) -> Result<Values, SyncedError> {
+        let mut v = Values::default();
+        v.version_id = version.version_metadata.id.clone();
+        if spec.secret_type.is_database() {
+            let cred = DatabaseCredential::from_value(&version.value).ok_or_else(|| {
+                SyncedError::NotACredential {
+                    secret: version.version_metadata.secret_name.clone(),
+                    version: version.version_metadata.id.clone(),
+                }
+            })?;
+            v.username = cred.username.clone();
+            v.password = cred.password.clone();
+        } else {
+            v.value = String::from_utf8_lossy(version.value.expose()).into_owned();
+        }
+        Ok(v)
+    }
+}
+
+/// Where the database is, for the templates.
+struct Place {
+    host: String,
+    port: String,
+    database: String,
+}
+
+/// What a template can use: SYSCURRENT's values, SYSPREVIOUS's (empty until a second version exists) and
+/// the database's place.
+struct Vars {
+    current: Values,
+    previous: Values,
+    place: Place,
+}
+
+impl Vars {
     fn get(&self, name: &str) -> &str {
         match name {
-            "username" => &self.username,
-            "password" => &self.password,
-            "host" => &self.host,
-            "port" => &self.port,
-            "database" => &self.database,
-            "value" => &self.value,
-            "versionId" => &self.version_id,
+            "username" => &self.current.username,
+            "password" => &self.current.password,
+            "value" => &self.current.value,
+            "versionId" => &self.current.version_id,
+            "host" => &self.place.host,
+            "port" => &self.place.port,
+            "database" => &self.place.database,
+            "previous.username" => &self.previous.username,
+            "previous.password" => &self.previous.password,
+            "previous.value" => &self.previous.value,
+            "previous.versionId" => &self.previous.version_id,
             _ => "",
         }
     }
 }
 
-/// The data of the synced Secret for a version.
+/// The data of the synced Secret for a version; `previous` is SYSPREVIOUS, for `previous.*` variables (a
+/// previous version that is not a credential of a database type leaves them empty).
 pub fn desired_data(
     spec: &ValidatedSpec,
     version: &Version,
+    previous: Option<&Version>,
 ) -> Result<BTreeMap<String, ByteString>, SyncedError> {
-    let mut v = Values {
-        username: String::new(),
-        password: String::new(),
-        host: String::new(),
-        port: String::new(),
-        database: String::new(),
-        value: String::new(),
-        version_id: version.version_metadata.id.clone(),
+    let place = match &spec.database {
+        Some(db) if spec.secret_type.is_database() => Place {
+            host: db.host.clone(),
+            port: db.port.to_string(),
+            database: db.database.clone().unwrap_or_default(),
+        },
+        _ => Place {
+            host: String::new(),
+            port: String::new(),
+            database: String::new(),
+        },
     };
-    if spec.secret_type.is_database() {
-        let cred = DatabaseCredential::from_value(&version.value).ok_or_else(|| {
-            SyncedError::NotACredential {
-                secret: version.version_metadata.secret_name.clone(),
-                version: version.version_metadata.id.clone(),
-            }
-        })?;
-        v.username = cred.username.clone();
-        v.password = cred.password.clone();
-        if let Some(db) = &spec.database {
-            v.host = db.host.clone();
-            v.port = db.port.to_string();
-            v.database = db.database.clone().unwrap_or_default();
-        }
-    } else {
-        v.value = String::from_utf8_lossy(version.value.expose()).into_owned();
-    }
+    let v = Vars {
+        current: Values::of(spec, version)?,
+        previous: previous
+            .and_then(|p| Values::of(spec, p).ok())
+            .unwrap_or_default(),
+        place,
+    };
     let mut data = BTreeMap::new();
     let templates = &spec.sync_target.templates;
     if templates.is_empty() {
@@ -108,14 +141,17 @@ pub fn desired_data(
             for key in ["username", "password", "host", "port"] {
                 data.insert(key.to_owned(), ByteString(v.get(key).as_bytes().to_vec()));
             }
-            if !v.database.is_empty() {
+            if !v.place.database.is_empty() {
                 data.insert(
                     "database".to_owned(),
-                    ByteString(v.database.as_bytes().to_vec()),
+                    ByteString(v.place.database.as_bytes().to_vec()),
                 );
             }
         } else {
-            data.insert("value".to_owned(), ByteString(v.value.as_bytes().to_vec()));
+            data.insert(
+                "value".to_owned(),
+                ByteString(v.current.value.as_bytes().to_vec()),
+            );
         }
     } else {
         for (key, t) in templates {
@@ -270,7 +306,7 @@ mod tests {
     #[test]
     fn default_keys_by_type() {
         let c = sr("rotation: {period: 1d}");
-        let d = desired_data(&checked(&c), &version("v1", "tok")).unwrap();
+        let d = desired_data(&checked(&c), &version("v1", "tok"), None).unwrap();
         assert_eq!(d.keys().collect::<Vec<_>>(), ["value"]);
         assert_eq!(d["value"].0, b"tok");
         let db = sr(
@@ -279,6 +315,7 @@ mod tests {
         let d = desired_data(
             &checked(&db),
             &version("v2", r#"{"username":"app","password":"pw"}"#),
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -287,7 +324,7 @@ mod tests {
         );
         assert_eq!(d["port"].0, b"5432");
         assert_eq!(d["password"].0, b"pw");
-        assert!(desired_data(&checked(&db), &version("v2", "not json")).is_err());
+        assert!(desired_data(&checked(&db), &version("v2", "not json"), None).is_err());
     }
 
     #[test]
@@ -298,6 +335,7 @@ mod tests {
         let d = desired_data(
             &checked(&c),
             &version("v7", r#"{"username":"u","password":"p"}"#),
+            None,
         )
         .unwrap();
         assert_eq!(d["url"].0, b"mysql://u:p@h:3306");
@@ -306,11 +344,49 @@ mod tests {
     }
 
     #[test]
+    fn previous_variables_hold_syspreviouss_values_or_nothing() {
+        let c = sr(
+            "rotation: {period: 1d}\ntarget: {template: {keys: '{{ value }},{{ previous.value }}', ids: '{{ versionId }}/{{ previous.versionId }}'}}",
+        );
+        assert!(checked(&c).sync_target.uses_previous());
+        let d = desired_data(
+            &checked(&c),
+            &version("v2", "new"),
+            Some(&version("v1", "old")),
+        )
+        .unwrap();
+        assert_eq!(d["keys"].0, b"new,old");
+        assert_eq!(d["ids"].0, b"v2/v1");
+        let d = desired_data(&checked(&c), &version("v1", "first"), None).unwrap();
+        assert_eq!(d["keys"].0, b"first,");
+        assert_eq!(d["ids"].0, b"v1/");
+        let db = sr(
+            "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: mysql, host: h, mode: MultiUser, usernames: [a, b], adminSecretRef: {name: x}}\ntarget: {template: {now: '{{ username }}:{{ password }}', before: '{{ previous.username }}:{{ previous.password }}'}}",
+        );
+        let d = desired_data(
+            &checked(&db),
+            &version("v3", r#"{"username":"b","password":"pb"}"#),
+            Some(&version("v2", r#"{"username":"a","password":"pa"}"#)),
+        )
+        .unwrap();
+        assert_eq!(d["now"].0, b"b:pb");
+        assert_eq!(d["before"].0, b"a:pa");
+        // A previous version that is no credential leaves the variables empty; the current must be one.
+        let d = desired_data(
+            &checked(&db),
+            &version("v3", r#"{"username":"b","password":"pb"}"#),
+            Some(&version("v2", "not json")),
+        )
+        .unwrap();
+        assert_eq!(d["before"].0, b":");
+    }
+
+    #[test]
     fn secret_metadata_and_drift() {
         let c = sr(
             "rotation: {period: 1d}\ntarget: {name: api, labels: {team: a}, annotations: {note: x}}",
         );
-        let data = desired_data(&checked(&c), &version("v1", "tok")).unwrap();
+        let data = desired_data(&checked(&c), &version("v1", "tok"), None).unwrap();
         let s = desired_secret(&c, &checked(&c).sync_target, data.clone(), "v1", "");
         assert_eq!(s.metadata.name.as_deref(), Some("api"));
         let ann = s.metadata.annotations.clone().unwrap();
@@ -352,7 +428,7 @@ mod tests {
     #[test]
     fn only_secrets_made_for_the_resource_or_opted_in_are_written() {
         let c = sr("rotation: {period: 1d}");
-        let data = desired_data(&checked(&c), &version("v1", "tok")).unwrap();
+        let data = desired_data(&checked(&c), &version("v1", "tok"), None).unwrap();
         let ours = desired_secret(&c, &checked(&c).sync_target, data, "v1", "");
         assert!(may_write(&c, &ours));
         let foreign = Secret {

@@ -4,9 +4,8 @@
 //! with the message of [`InvalidSpec`].
 
 mod kube_names;
+pub mod restarts;
 pub mod spec;
-
-use std::collections::BTreeSet;
 
 use crate::api::{
     ANNOTATION_ROTATE_NOW, DatabaseEngine, DatabaseMode, DatabaseSpec, RotationSpec,
@@ -84,7 +83,7 @@ pub fn validate(sr: &SecretRotation) -> Result<ValidatedSpec, InvalidSpec> {
     let templates = templates(spec.secret_type, &spec.target, &mut c);
     target_metadata(&spec.target, &mut c);
     let rotate_now = rotate_now(sr, &mut c);
-    restart_targets(&spec.restart_targets, &mut c);
+    let restart_targets = restarts::restart_targets(&spec.restart_targets, &mut c);
 
     match (store_secret, timing, database) {
         (Some(store_secret), Some((timing, maintenance)), Some(database)) if c.0.is_empty() => {
@@ -106,7 +105,7 @@ pub fn validate(sr: &SecretRotation) -> Result<ValidatedSpec, InvalidSpec> {
                     annotations: spec.target.annotations.clone(),
                     deletion_policy: spec.target.deletion_policy,
                 },
-                restart_targets: spec.restart_targets.clone(),
+                restart_targets,
             })
         }
         _ => Err(InvalidSpec {
@@ -386,10 +385,11 @@ fn templates(
             Ok(t) => t,
         };
         for v in t.variables() {
+            let own = v.strip_prefix("previous.").unwrap_or(v);
             let available = if secret_type.is_database() {
-                v != "value"
+                own != "value"
             } else {
-                matches!(v, "value" | "versionId")
+                matches!(own, "value" | "versionId")
             };
             if !available {
                 c.push(
@@ -464,18 +464,6 @@ fn rotate_now(sr: &SecretRotation, c: &mut Collector) -> Option<String> {
         return None;
     }
     Some(v.clone())
-}
-
-fn restart_targets(targets: &[crate::api::RestartTarget], c: &mut Collector) {
-    let mut seen = BTreeSet::new();
-    for t in targets {
-        if !seen.insert((t.kind as u8, t.name.as_str())) {
-            c.push(
-                "spec.restartTargets",
-                format!("{:?} {} is listed twice", t.kind, printable(&t.name)),
-            );
-        }
-    }
 }
 
 #[cfg(test)]

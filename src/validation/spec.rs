@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::api::{
-    AdminSecretRef, DatabaseEngine, DatabaseMode, DeletionPolicy, RestartTarget, SecretKeyRef,
+    AdminSecretRef, DatabaseEngine, DatabaseMode, DeletionPolicy, RestartKind, SecretKeyRef,
     SecretType, TlsMode,
 };
 use crate::password::PasswordPolicy;
@@ -39,7 +39,25 @@ pub struct ValidatedSpec {
     /// The Kubernetes Secret kept in sync.
     pub sync_target: SyncTarget,
     /// Workloads restarted when the synced value changes.
-    pub restart_targets: Vec<RestartTarget>,
+    pub restart_targets: Vec<Restarts>,
+}
+
+/// Workloads of one kind restarted when the synced value changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restarts {
+    /// Their kind.
+    pub kind: RestartKind,
+    /// Which ones.
+    pub pick: Pick,
+}
+
+/// Which workloads of a kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick {
+    /// The one with this name.
+    Name(String),
+    /// Those whose labels match this selector (in the apiserver's `labelSelector` syntax).
+    Selector(String),
 }
 
 /// The database whose account a database secret rotates.
@@ -127,4 +145,11 @@ pub struct SyncTarget {
     pub annotations: BTreeMap<String, String>,
     /// Whether the Secret goes with the resource.
     pub deletion_policy: DeletionPolicy,
+}
+
+impl SyncTarget {
+    /// Whether a template uses the previous version (so the store's SYSPREVIOUS must be read).
+    pub fn uses_previous(&self) -> bool {
+        self.templates.iter().any(|(_, t)| t.uses_previous())
+    }
 }

@@ -213,7 +213,7 @@ impl<'a> Run<'a> {
                 },
                 reason: note.reason.as_str().to_owned(),
                 note: Some(note.message.chars().take(1000).collect()),
-                action: note.reason.as_str().to_owned(),
+                action: note.action(),
                 secondary: None,
             };
             self.ctx.events.publish(self.sr.object_ref(&()), ev);

@@ -14,6 +14,7 @@ use crate::controller::{Error, restart};
 use crate::store::StoreError;
 use crate::store::model::DatabaseCredential;
 use crate::validation::ValidatedSpec;
+use crate::validation::spec::Pick;
 
 /// Brings the synced Secret to SYSCURRENT; restarts the restart targets after a rotation.
 pub async fn sync(
@@ -34,7 +35,12 @@ pub async fn sync(
         }
         None => latest_task(run, spec).await.unwrap_or_default(),
     };
-    let data = desired_data(spec, v).map_err(|e| Error::Store {
+    let previous = if spec.sync_target.uses_previous() {
+        read_previous(run, spec).await?
+    } else {
+        None
+    };
+    let data = desired_data(spec, v, previous.as_ref()).map_err(|e| Error::Store {
         action: "building the synced Secret from",
         object: spec.store_secret.to_string(),
         source: StoreError::invalid("secret_string", e.to_string()),
@@ -108,21 +114,61 @@ pub async fn sync(
     }))
 }
 
-/// Annotates every restart target's pod template.
+/// The store's SYSPREVIOUS, for templates that use `previous.*`; none before a second version exists.
+async fn read_previous(
+    run: &Run<'_>,
+    spec: &ValidatedSpec,
+) -> Result<Option<crate::store::model::Version>, Error> {
+    let project = run.project(spec);
+    let read = run.ctx.store.show_version_by_stage(
+        &project,
+        spec.store_secret.as_str(),
+        crate::store::model::SYSPREVIOUS,
+    );
+    match run.timed("show_version", read).await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.status() == 404 => Ok(None),
+        Err(source) => Err(Error::Store {
+            action: "reading SYSPREVIOUS of",
+            object: spec.store_secret.to_string(),
+            source,
+        }),
+    }
+}
+
+/// Restarts every restart target: the named ones, and those a selector matches now.
 async fn restart_all(run: &Run<'_>, spec: &ValidatedSpec) -> Vec<Restart> {
-    let at = run.now.to_string();
+    // Whole seconds: a Rollout's restartAt is a metav1.Time.
+    let at = run.now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let client = &run.ctx.client;
     let mut out = Vec::with_capacity(spec.restart_targets.len());
     for t in &spec.restart_targets {
-        let result = match restart::restart(&run.ctx.client, &run.ns, t.kind, &t.name, &at).await {
-            Ok(restart::Restarted::Done) => RestartResult::Done,
-            Ok(restart::Restarted::Missing) => RestartResult::Missing,
-            Err(e) => RestartResult::Failed(e.to_string()),
+        let names = match &t.pick {
+            Pick::Name(n) => vec![n.clone()],
+            Pick::Selector(sel) => match restart::matching(client, &run.ns, t.kind, sel).await {
+                Ok(names) => names,
+                Err(e) => {
+                    out.push(Restart {
+                        kind: t.kind,
+                        name: format!("selector {sel}"),
+                        result: RestartResult::Failed(e.to_string()),
+                    });
+                    continue;
+                }
+            },
         };
-        out.push(Restart {
-            kind: t.kind,
-            name: t.name.clone(),
-            result,
-        });
+        for name in names {
+            let result = match restart::restart(client, &run.ns, t.kind, &name, &at).await {
+                Ok(restart::Restarted::Done) => RestartResult::Done,
+                Ok(restart::Restarted::Missing) => RestartResult::Missing,
+                Err(e) => RestartResult::Failed(e.to_string()),
+            };
+            out.push(Restart {
+                kind: t.kind,
+                name,
+                result,
+            });
+        }
     }
     out
 }
