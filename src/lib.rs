@@ -12,6 +12,7 @@ pub mod master_key_secret;
 pub mod metrics;
 pub mod password;
 pub mod planner;
+pub mod plugin;
 pub mod protocol;
 pub mod secret_value;
 pub mod server;
