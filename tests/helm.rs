@@ -56,11 +56,19 @@ async fn template_is_accepted_by_the_apiserver_in_both_modes() {
     install_crd(&c).await;
     let release_ns = TestNamespace::new(&c, "helm-tpl").await;
     let watched = TestNamespace::new(&c, "helm-watched").await;
-    for extra in [vec![], vec!["--set".to_owned(), format!("watchNamespace={}", watched.name)], vec!["--set".to_owned(), "store.type=csms,store.csms.endpoint=https://kms.example.com,store.csms.projectId=p1,store.csms.credentialsSecret=creds,metrics.serviceMonitor.enabled=false".to_owned()]] {
+    for extra in [vec![], vec!["--set".to_owned(), format!("watchNamespace={}", watched.name)], vec!["--set".to_owned(), "store.type=csms,store.csms.endpoint=https://kms.example.com,store.csms.projectId=p1,store.csms.credentialsSecret=creds,metrics.serviceMonitor.enabled=false".to_owned()], vec!["--set".to_owned(), "store.type=csms,store.csms.endpoint=https://kms.example.com,store.csms.projectId=p1,store.csms.credentialsSecret=creds,metrics.serviceMonitor.enabled=false,store.csms.workloadIdentity.enabled=true,store.csms.workloadIdentity.audience=sts.example.com".to_owned()]] {
         let chart = chart();
         let mut args = vec!["template", "rel", chart.as_str(), "--namespace", &release_ns.name];
         args.extend(extra.iter().map(String::as_str));
         let rendered = helm_ok(&args);
+        if extra.iter().any(|e| e.contains("workloadIdentity.enabled=true")) {
+            // The projected token, with its audience, where the auth file's workload_identity reads it.
+            assert!(rendered.contains("serviceAccountToken:"), "{rendered}");
+            assert!(rendered.contains("audience: \"sts.example.com\""), "{rendered}");
+            assert!(rendered.contains("mountPath: /var/run/secrets/tokens/csms"), "{rendered}");
+        } else {
+            assert!(!rendered.contains("serviceAccountToken:"), "{rendered}");
+        }
         let out = kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered);
         assert!(out.contains("deployment.apps/rel-secret-rotator created (server dry run)"), "{out}");
         let single = extra.iter().any(|e| e.starts_with("watchNamespace"));

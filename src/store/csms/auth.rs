@@ -9,7 +9,16 @@
 //!   domain: my-account
 //!   user: rotator
 //!   password: "..."
+//! workload_identity:                # or: the pod's projected ServiceAccount token exchanged at IAM
+//!   endpoint: https://iam.ap-southeast-1.myhuaweicloud.com
+//!   idp_id: my-cce-cluster          # the OpenID Connect identity provider configured in IAM
+//!   token_file: /var/run/secrets/tokens/csms/token
 //! ```
+//!
+//! Workload identity (CCE): IAM trusts the cluster's ServiceAccount issuer as an OpenID Connect identity
+//! provider; the operator posts the kubelet-rotated projected token to `POST /v3.0/OS-AUTH/id-token/tokens`
+//! (header `X-Idp-Id`, scoped to the project) and gets a project-scoped token, so no long-lived AK/SK or
+//! password sits in a Secret. The token file is read afresh for every exchange.
 //!
 //! An IAM token is scoped to one project, so the client keeps one per project: a token of one tenant's
 //! project never stands in for another's. A token the service refuses (401) is dropped and fetched again.
@@ -38,6 +47,56 @@ pub struct CsmsAuthFile {
     /// IAM password authentication.
     #[serde(default)]
     pub iam: Option<IamConfig>,
+    /// Workload identity: the projected ServiceAccount token exchanged at IAM.
+    #[serde(default)]
+    pub workload_identity: Option<WorkloadIdentity>,
+}
+
+/// The projected ServiceAccount token that IAM exchanges for a project-scoped token.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadIdentity {
+    /// IAM endpoint.
+    pub endpoint: String,
+    /// The identity provider's id in IAM (sent as `X-Idp-Id`).
+    pub idp_id: String,
+    /// The projected token's file (the chart mounts it here).
+    #[serde(default = "default_token_file")]
+    pub token_file: std::path::PathBuf,
+}
+
+/// Where the chart mounts the projected ServiceAccount token for IAM.
+pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/tokens/csms/token";
+
+fn default_token_file() -> std::path::PathBuf {
+    DEFAULT_TOKEN_FILE.into()
+}
+
+/// How IAM tokens are obtained.
+#[derive(Clone)]
+pub enum IamSource {
+    /// An IAM user's password.
+    Password(IamConfig),
+    /// A projected ServiceAccount token (OpenID Connect federation).
+    IdToken(WorkloadIdentity),
+}
+
+impl IamSource {
+    /// The IAM endpoint.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            IamSource::Password(c) => &c.endpoint,
+            IamSource::IdToken(w) => &w.endpoint,
+        }
+    }
+
+    /// Who asks, for messages (never a credential).
+    pub fn who(&self) -> String {
+        match self {
+            IamSource::Password(c) => format!("user {}/{}", c.domain, c.user),
+            IamSource::IdToken(w) => format!("workload identity (identity provider {})", w.idp_id),
+        }
+    }
 }
 
 /// An access key pair.
@@ -130,7 +189,7 @@ pub enum CsmsAuth {
     /// when refused.
     Iam {
         /// How to get one.
-        config: IamConfig,
+        config: IamSource,
         /// The current tokens.
         tokens: IamTokens,
     },
@@ -141,9 +200,7 @@ impl std::fmt::Debug for CsmsAuth {
         match self {
             CsmsAuth::Token(_) => f.write_str("CsmsAuth::Token(<redacted>)"),
             CsmsAuth::AkSk(k) => write!(f, "CsmsAuth::AkSk({})", k.ak),
-            CsmsAuth::Iam { config, .. } => {
-                write!(f, "CsmsAuth::Iam({}/{})", config.domain, config.user)
-            }
+            CsmsAuth::Iam { config, .. } => write!(f, "CsmsAuth::Iam({})", config.who()),
         }
     }
 }
@@ -155,7 +212,15 @@ impl CsmsAuth {
     /// IAM password authentication, with no token fetched yet.
     pub fn iam(config: IamConfig) -> CsmsAuth {
         CsmsAuth::Iam {
-            config,
+            config: IamSource::Password(config),
+            tokens: IamTokens::default(),
+        }
+    }
+
+    /// Workload identity, with no token fetched yet.
+    pub fn workload(identity: WorkloadIdentity) -> CsmsAuth {
+        CsmsAuth::Iam {
+            config: IamSource::IdToken(identity),
             tokens: IamTokens::default(),
         }
     }
@@ -170,13 +235,24 @@ impl CsmsAuth {
             std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?,
         );
         let file: CsmsAuthFile = serde_saphyr::from_str(&text)
-            .map_err(|_| err("expected one of token, access_key {ak, sk} or iam {endpoint, domain, user, password}".into()))?;
-        match (file.token, file.access_key, file.iam) {
-            (Some(t), None, None) if !t.is_empty() => Ok(CsmsAuth::Token(t)),
-            (None, Some(k), None) if !k.ak.is_empty() && !k.sk.is_empty() => Ok(CsmsAuth::AkSk(k)),
-            (None, None, Some(config)) => Ok(CsmsAuth::iam(config)),
+            .map_err(|_| err("expected one of token, access_key {ak, sk}, iam {endpoint, domain, user, password} or workload_identity {endpoint, idp_id, token_file}".into()))?;
+        match (
+            file.token,
+            file.access_key,
+            file.iam,
+            file.workload_identity,
+        ) {
+            (Some(t), None, None, None) if !t.is_empty() => Ok(CsmsAuth::Token(t)),
+            (None, Some(k), None, None) if !k.ak.is_empty() && !k.sk.is_empty() => {
+                Ok(CsmsAuth::AkSk(k))
+            }
+            (None, None, Some(config), None) => Ok(CsmsAuth::iam(config)),
+            (None, None, None, Some(w)) if !w.idp_id.is_empty() && !w.endpoint.is_empty() => {
+                Ok(CsmsAuth::workload(w))
+            }
             _ => Err(err(
-                "give exactly one of token, access_key or iam, none empty".into(),
+                "give exactly one of token, access_key, iam or workload_identity, none empty"
+                    .into(),
             )),
         }
     }

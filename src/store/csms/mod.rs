@@ -155,7 +155,7 @@ impl CsmsStore {
     async fn iam_token(
         &self,
         project: &str,
-        config: &auth::IamConfig,
+        config: &auth::IamSource,
         tokens: &auth::IamTokens,
     ) -> StoreResult<Zeroizing<String>> {
         let slot = tokens.slot(project).await;
@@ -171,26 +171,65 @@ impl CsmsStore {
                 return Ok(t.value.clone());
             }
         }
-        let body = serde_json::json!({
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {"user": {"name": config.user, "password": config.password.as_str(), "domain": {"name": config.domain}}}
-                },
-                "scope": {"project": {"id": project}}
+        let (url, body, idp) = match config {
+            auth::IamSource::Password(c) => (
+                format!("{}/v3/auth/tokens", c.endpoint.trim_end_matches('/')),
+                serde_json::json!({
+                    "auth": {
+                        "identity": {
+                            "methods": ["password"],
+                            "password": {"user": {"name": c.user, "password": c.password.as_str(), "domain": {"name": c.domain}}}
+                        },
+                        "scope": {"project": {"id": project}}
+                    }
+                }),
+                None,
+            ),
+            auth::IamSource::IdToken(w) => {
+                // Read afresh each time: the kubelet rotates the projected token.
+                let jwt = Zeroizing::new(
+                    tokio::fs::read_to_string(&w.token_file)
+                        .await
+                        .map_err(|e| {
+                            StoreError::internal(
+                                format!(
+                                    "reading the projected ServiceAccount token {}",
+                                    w.token_file.display()
+                                ),
+                                e,
+                            )
+                        })?
+                        .trim()
+                        .to_owned(),
+                );
+                (
+                    format!(
+                        "{}/v3.0/OS-AUTH/id-token/tokens",
+                        w.endpoint.trim_end_matches('/')
+                    ),
+                    serde_json::json!({
+                        "auth": {
+                            "id_token": {"id": jwt.as_str()},
+                            "scope": {"project": {"id": project}}
+                        }
+                    }),
+                    Some(w.idp_id.clone()),
+                )
             }
-        });
-        let url = format!("{}/v3/auth/tokens", config.endpoint.trim_end_matches('/'));
-        let resp =
-            self.http
-                .post(&url)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| StoreError::Unreachable {
-                    operation: format!("fetching an IAM token for project {project}"),
-                    message: without_url(&e),
-                })?;
+        };
+        let body = Zeroizing::new(serde_json::to_vec(&body).unwrap_or_default());
+        let mut req = self
+            .http
+            .post(&url)
+            .header("Content-Type", "application/json;charset=utf8")
+            .body(body.to_vec());
+        if let Some(idp) = &idp {
+            req = req.header("X-Idp-Id", idp.as_str());
+        }
+        let resp = req.send().await.map_err(|e| StoreError::Unreachable {
+            operation: format!("fetching an IAM token for project {project}"),
+            message: without_url(&e),
+        })?;
         let status = resp.status().as_u16();
         if status != 201 && status != 200 {
             return Err(StoreError::Upstream {
@@ -201,8 +240,8 @@ impl CsmsStore {
                 },
                 code: "IAM".into(),
                 message: format!(
-                    "IAM refused the token request for user {} in project {project} with status {status}",
-                    config.user
+                    "IAM refused the token request of {} in project {project} with status {status}",
+                    config.who()
                 ),
             });
         }
@@ -237,7 +276,7 @@ impl CsmsStore {
                 e,
             )
         })?;
-        debug!(user = %config.user, project, %expires_at, "fetched an IAM token");
+        debug!(who = %config.who(), project, %expires_at, "fetched an IAM token");
         *guard = Some(IamToken {
             value: token.clone(),
             expires_at,
