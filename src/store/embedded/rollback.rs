@@ -5,9 +5,8 @@
 //! is locked out); (3) SYSCURRENT moves to it. A failed step (2) records the task as FAILED and drops
 //! SYSPENDING, so the next rotation starts afresh instead of finishing the rollback.
 
-use super::rotation::{PendingRotation, new_task, set_on_database};
+use super::rotation::{PendingRotation, new_task};
 use super::*;
-use crate::store::target::TargetError;
 
 /// What step (1) of a rollback decided.
 pub(super) enum RollbackStart {
@@ -111,39 +110,6 @@ impl Inner {
             resumed: false,
         }))
     }
-
-    /// A failed database step of a rollback: the task FAILED, SYSPENDING dropped, SYSCURRENT unchanged.
-    pub(super) fn fail_rollback(
-        &self,
-        project: &str,
-        name: &str,
-        p: &PendingRotation,
-        code: &str,
-        message: &str,
-    ) -> StoreResult<()> {
-        let txn = self.db.begin_write().ctx("starting a transaction")?;
-        let mut rec = {
-            let t = txn.open_table(SECRETS).ctx("opening secrets")?;
-            self.read_secret_in(&t, project, name)?
-        };
-        if rec.stages.get(SYSPENDING).map(|s| s.version_id.as_str()) == Some(p.version_id.as_str())
-        {
-            rec.stages.remove(SYSPENDING);
-        }
-        rec.active_task = None;
-        let now = now_ms();
-        let mut task = self
-            .read_task_txn(&txn, project, &p.task_id)?
-            .unwrap_or_else(|| new_task(name, now));
-        task.task_status = TaskStatus::Failed;
-        task.task_error_code = code.to_owned();
-        task.task_error_msg = message.chars().take(512).collect();
-        self.write_task(&txn, project, &task)?;
-        self.write_secret(&txn, project, &rec)?;
-        txn.commit().ctx("committing")?;
-        warn!(project, secret = name, task = %p.task_id, code, error = message, "rollback failed; SYSCURRENT unchanged");
-        Ok(())
-    }
 }
 
 impl EmbeddedStore {
@@ -165,31 +131,7 @@ impl EmbeddedStore {
             RollbackStart::Done(r) => return Ok(r),
             RollbackStart::Database(p) => Arc::new(p),
         };
-        let outcome = match opts.target.as_deref() {
-            None => Err(TargetError::new(
-                "CONFIG",
-                "no database target is configured for this secret",
-            )),
-            Some(target) => set_on_database(target, &pending, name).await,
-        };
-        let (project_id, secret, p) = (project.to_owned(), name.to_owned(), pending.clone());
-        let error = match outcome {
-            Ok(()) => {
-                return self
-                    .blocking(move |i| i.finish_rotation(&project_id, &secret, &p))
-                    .await;
-            }
-            Err(e) => e,
-        };
-        let code = format!("{}.{}", codes::TARGET_FAILED, error.code);
-        let (c, m) = (code.clone(), error.message.clone());
-        self.blocking(move |i| i.fail_rollback(&project_id, &secret, &p, &c, &m))
-            .await?;
-        Err(StoreError::RotationFailed {
-            name: name.to_owned(),
-            task_id: pending.task_id.clone(),
-            code,
-            message: error.message,
-        })
+        self.database_steps(project, name, pending, &opts, true)
+            .await
     }
 }

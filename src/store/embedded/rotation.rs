@@ -328,15 +328,17 @@ impl Inner {
         })
     }
 
-    /// Records a failed database step; SYSPENDING stays for the next attempt.
+    /// Records a failed database step: the task FAILED. A rotation keeps SYSPENDING for the next attempt
+    /// (`drop_pending` false); a rollback drops it, so the next rotation starts afresh.
     pub(super) fn fail_rotation(
         &self,
         project: &str,
         name: &str,
         p: &PendingRotation,
-        code: &str,
-        message: &str,
+        failure: (&str, &str),
+        drop_pending: bool,
     ) -> StoreResult<()> {
+        let (code, message) = failure;
         let txn = self.db.begin_write().ctx("starting a transaction")?;
         let now = now_ms();
         let mut task = self
@@ -346,8 +348,21 @@ impl Inner {
         task.task_error_code = code.to_owned();
         task.task_error_msg = message.chars().take(512).collect();
         self.write_task(&txn, project, &task)?;
+        if drop_pending {
+            let mut rec = {
+                let t = txn.open_table(SECRETS).ctx("opening secrets")?;
+                self.read_secret_in(&t, project, name)?
+            };
+            if rec.stages.get(SYSPENDING).map(|s| s.version_id.as_str())
+                == Some(p.version_id.as_str())
+            {
+                rec.stages.remove(SYSPENDING);
+            }
+            rec.active_task = None;
+            self.write_secret(&txn, project, &rec)?;
+        }
         txn.commit().ctx("committing")?;
-        warn!(project, secret = name, task = %p.task_id, code, error = message, "rotation failed; the pending version is kept");
+        warn!(project, secret = name, task = %p.task_id, code, error = message, drop_pending, "database step failed");
         Ok(())
     }
 }
@@ -366,6 +381,20 @@ impl EmbeddedStore {
         let pending = self
             .blocking(move |i| i.begin_rotation(&project_id, &secret, &policy))
             .await?;
+        self.database_steps(project, name, Arc::new(pending), &opts, false)
+            .await
+    }
+
+    /// Steps (2) and (3): the database gets the pending password and a login test, then SYSCURRENT moves
+    /// (or the failure is recorded; `drop_pending` as in [`Inner::fail_rotation`]).
+    pub(super) async fn database_steps(
+        &self,
+        project: &str,
+        name: &str,
+        pending: Arc<PendingRotation>,
+        opts: &RotateOptions,
+        drop_pending: bool,
+    ) -> StoreResult<RotateResult> {
         let outcome = match opts.target.as_deref() {
             None => Err(TargetError::new(
                 "CONFIG",
@@ -373,7 +402,6 @@ impl EmbeddedStore {
             )),
             Some(target) => set_on_database(target, &pending, name).await,
         };
-        let pending = Arc::new(pending);
         let (project_id, secret, p) = (project.to_owned(), name.to_owned(), pending.clone());
         let error = match outcome {
             Ok(()) => {
@@ -385,7 +413,7 @@ impl EmbeddedStore {
         };
         let code = format!("{}.{}", codes::TARGET_FAILED, error.code);
         let (c, m) = (code.clone(), error.message.clone());
-        self.blocking(move |i| i.fail_rotation(&project_id, &secret, &p, &c, &m))
+        self.blocking(move |i| i.fail_rotation(&project_id, &secret, &p, (&c, &m), drop_pending))
             .await?;
         Err(StoreError::RotationFailed {
             name: name.to_owned(),
