@@ -655,3 +655,123 @@ async fn rollback_postgresql() {
 async fn rollback_mariadb() {
     rollback("mysql").await;
 }
+
+/// Administrator connections (issue 18): kept between rotations for the same server and credentials,
+/// and replaced when the server closed them (a restart).
+async fn admin_backend(pg: &Postgres) -> Vec<i32> {
+    let (client, conn) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=admin password={ADMIN_PASSWORD} dbname=postgres",
+            pg.port
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    client
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE usename = 'admin' AND application_name = 'secret-rotator'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn administrator_connections_are_kept_and_renewed_postgresql() {
+    use secret_rotator::database::pool::AdminPool;
+    use secret_rotator::secret_value::SecretValue;
+    use std::sync::Arc;
+    let pg = Postgres::start();
+    pg.admin_sql("CREATE ROLE pooled LOGIN PASSWORD 'p0'").await;
+    let pool = Arc::new(AdminPool::default());
+    let target = secret_rotator::database::target_in(pg.connection(true), pool.clone());
+    let mut first = None;
+    for i in 1..=3 {
+        let pw = format!("pooled-pw-{i}");
+        target
+            .set_password("pooled", &SecretValue::from_str_value(&pw), None)
+            .await
+            .unwrap();
+        assert!(pg.login("pooled", &pw).await, "rotation {i}");
+        let backends = admin_backend(&pg).await;
+        assert_eq!(
+            backends.len(),
+            1,
+            "one administrator connection: {backends:?}"
+        );
+        assert_eq!(
+            *first.get_or_insert(backends[0]),
+            backends[0],
+            "the same one, kept"
+        );
+    }
+    assert_eq!(pool.idle_count(), 1);
+    // Another administrator password for the same server and user gets no kept connection.
+    let mut other = pg.connection(true);
+    other.admin = Some((
+        "admin".into(),
+        SecretValue::from_str_value("not-the-password"),
+    ));
+    let e = secret_rotator::database::target_in(other, pool.clone())
+        .set_password("pooled", &SecretValue::from_str_value("hijack"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "AUTH", "{e:?}");
+    assert!(pg.login("pooled", "pooled-pw-3").await);
+    // The server restarts: the kept connection is dead; the next change opens a new one.
+    pg.stop_server();
+    pg.start_server();
+    target
+        .set_password(
+            "pooled",
+            &SecretValue::from_str_value("after-restart"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(pg.login("pooled", "after-restart").await);
+    let backends = admin_backend(&pg).await;
+    assert_eq!(backends.len(), 1, "{backends:?}");
+    assert_ne!(
+        Some(backends[0]),
+        first,
+        "a new connection after the restart"
+    );
+}
+
+#[tokio::test]
+async fn administrator_connections_are_kept_and_renewed_mariadb() {
+    use secret_rotator::database::pool::AdminPool;
+    use secret_rotator::secret_value::SecretValue;
+    use std::sync::Arc;
+    let mut m = Mariadb::start();
+    m.admin_sql("CREATE USER 'pooled'@'%' IDENTIFIED BY 'p0'")
+        .await;
+    let pool = Arc::new(AdminPool::default());
+    let target = secret_rotator::database::target_in(m.connection(true), pool.clone());
+    for i in 1..=3 {
+        let pw = format!("pooled-pw-{i}");
+        target
+            .set_password("pooled", &SecretValue::from_str_value(&pw), None)
+            .await
+            .unwrap();
+        assert!(m.login("pooled", &pw).await, "rotation {i}");
+        assert_eq!(pool.idle_count(), 1);
+    }
+    m.stop_server();
+    m.start_server();
+    target
+        .set_password(
+            "pooled",
+            &SecretValue::from_str_value("after-restart"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(m.login("pooled", "after-restart").await);
+}

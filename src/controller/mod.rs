@@ -54,6 +54,8 @@ pub struct Context {
     pub secrets: SecretCache,
     /// The operator's own writes until the watch caches show them.
     pub freshness: freshness::Freshness,
+    /// Administrator connections kept open briefly between rotations (per server and credentials).
+    pub admin_pool: Arc<crate::database::pool::AdminPool>,
 }
 
 /// The synced Secrets as the watch last listed them.

@@ -2,6 +2,7 @@
 
 pub mod mysql;
 mod mysql_guard;
+pub mod pool;
 pub mod postgres;
 mod postgres_guard;
 mod tls;
@@ -48,11 +49,16 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// The target for a connection.
+/// The target for a connection, with administrator connections kept for its own reuse only.
 pub fn target(conn: Connection) -> Arc<dyn PasswordTarget> {
+    target_in(conn, Arc::new(pool::AdminPool::default()))
+}
+
+/// The target for a connection, keeping administrator connections in a shared `pool` (the operator's).
+pub fn target_in(conn: Connection, pool: Arc<pool::AdminPool>) -> Arc<dyn PasswordTarget> {
     match conn.engine {
-        DatabaseEngine::Postgresql => Arc::new(postgres::Postgres::new(conn)),
-        DatabaseEngine::Mysql => Arc::new(mysql::Mysql::new(conn)),
+        DatabaseEngine::Postgresql => Arc::new(postgres::Postgres::new(conn, pool)),
+        DatabaseEngine::Mysql => Arc::new(mysql::Mysql::new(conn, pool)),
     }
 }
 

@@ -8,6 +8,7 @@ use tracing::debug;
 
 use std::sync::Arc;
 
+use super::pool::{AdminConn, AdminPool};
 use super::{CONNECT_TIMEOUT, Connection, describe, mysql_guard, tls};
 use crate::api::TlsMode;
 use crate::secret_value::SecretValue;
@@ -16,6 +17,7 @@ use crate::store::target::{PasswordTarget, TargetError, login_failure};
 /// A MySQL-protocol server.
 pub struct Mysql {
     conn: Connection,
+    pool: Arc<AdminPool>,
 }
 
 /// Quotes a string literal. With `NO_BACKSLASH_ESCAPES` only quotes are doubled; otherwise backslashes
@@ -39,9 +41,9 @@ pub fn quote_string(s: &str, no_backslash_escapes: bool) -> String {
 }
 
 impl Mysql {
-    /// A target for `conn`.
-    pub fn new(conn: Connection) -> Mysql {
-        Mysql { conn }
+    /// A target for `conn`, keeping administrator connections in `pool`.
+    pub fn new(conn: Connection, pool: Arc<AdminPool>) -> Mysql {
+        Mysql { conn, pool }
     }
 
     async fn connect(
@@ -131,6 +133,59 @@ fn server_error(e: &mysql_async::Error) -> String {
     }
 }
 
+/// `ALTER USER` for every host of `user`, as the administrator on `c`. The error says whether the server
+/// answered it (`true`: a refusal) or the connection failed (`false`).
+async fn alter_as_admin(
+    c: &mut mysql_async::Conn,
+    user: &str,
+    new: &str,
+    where_: &str,
+) -> Result<(), (TargetError, bool)> {
+    let answered = |e: &mysql_async::Error| matches!(e, mysql_async::Error::Server(_));
+    let nbe = match no_backslash_escapes(c).await {
+        Ok(n) => n,
+        Err(e) => return Err((e, false)),
+    };
+    let hosts: Vec<String> = c
+        .exec("SELECT Host FROM mysql.user WHERE User = ?", (user,))
+        .await
+        .map_err(|e| {
+            let t = TargetError::new(
+                "SET_PASSWORD",
+                format!(
+                    "looking up the hosts of {user} on {where_}: {}",
+                    server_error(&e)
+                ),
+            );
+            (t, answered(&e))
+        })?;
+    if hosts.is_empty() {
+        return Err((
+            TargetError::new(
+                "SET_PASSWORD",
+                format!("no account named {user} on {where_}"),
+            ),
+            true,
+        ));
+    }
+    for host in hosts {
+        let stmt = format!(
+            "ALTER USER {}@{} IDENTIFIED BY {}",
+            quote_string(user, nbe),
+            quote_string(&host, nbe),
+            quote_string(new, nbe)
+        );
+        c.query_drop(stmt).await.map_err(|e| {
+            let t = TargetError::new(
+                "SET_PASSWORD",
+                format!("ALTER USER {user}@{host} on {where_}: {}", server_error(&e)),
+            );
+            (t, answered(&e))
+        })?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl PasswordTarget for Mysql {
     async fn set_password(
@@ -145,41 +200,36 @@ impl PasswordTarget for Mysql {
         let where_ = describe(&self.conn);
         match (&self.conn.admin, current) {
             (Some((admin, pw)), _) => {
-                let mut c = self.connect(admin, pw).await?;
-                let nbe = no_backslash_escapes(&mut c).await?;
-                let hosts: Vec<String> = c
-                    .exec("SELECT Host FROM mysql.user WHERE User = ?", (user,))
-                    .await
-                    .map_err(|e| {
-                        TargetError::new(
-                            "SET_PASSWORD",
-                            format!(
-                                "looking up the hosts of {user} on {where_}: {}",
-                                server_error(&e)
-                            ),
-                        )
-                    })?;
-                if hosts.is_empty() {
-                    return Err(TargetError::new(
-                        "SET_PASSWORD",
-                        format!("no account named {user} on {where_}"),
-                    ));
+                let key = self.pool.key(&self.conn);
+                let pooled = key.as_deref().and_then(|k| match self.pool.take(k) {
+                    Some(AdminConn::My(c)) => Some(c),
+                    _ => None,
+                });
+                let conn = match pooled {
+                    // A kept connection that broke meanwhile (not a refusal by the server): a new one, once.
+                    Some(mut c) => match alter_as_admin(&mut c, user, new, &where_).await {
+                        Ok(()) => Some(c),
+                        Err((_, false)) => None,
+                        Err((e, true)) => return Err(e),
+                    },
+                    None => None,
+                };
+                let conn = match conn {
+                    Some(c) => c,
+                    None => {
+                        let mut c = self.connect(admin, pw).await?;
+                        alter_as_admin(&mut c, user, new, &where_)
+                            .await
+                            .map_err(|(e, _)| e)?;
+                        c
+                    }
+                };
+                match key {
+                    Some(k) => self.pool.give(k, AdminConn::My(conn)),
+                    None => {
+                        let _ = conn.disconnect().await;
+                    }
                 }
-                for host in hosts {
-                    let stmt = format!(
-                        "ALTER USER {}@{} IDENTIFIED BY {}",
-                        quote_string(user, nbe),
-                        quote_string(&host, nbe),
-                        quote_string(new, nbe)
-                    );
-                    c.query_drop(stmt).await.map_err(|e| {
-                        TargetError::new(
-                            "SET_PASSWORD",
-                            format!("ALTER USER {user}@{host} on {where_}: {}", server_error(&e)),
-                        )
-                    })?;
-                }
-                let _ = c.disconnect().await;
             }
             (None, Some(cur)) => {
                 let mut c = self.connect(user, cur).await?;

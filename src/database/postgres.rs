@@ -6,6 +6,9 @@ use postgres_protocol::escape::{escape_identifier, escape_literal};
 use tokio_postgres::config::{ChannelBinding, SslMode};
 use tracing::debug;
 
+use std::sync::Arc;
+
+use super::pool::{AdminConn, AdminPool};
 use super::{CONNECT_TIMEOUT, Connection, describe, postgres_guard, tls};
 use crate::api::TlsMode;
 use crate::secret_value::SecretValue;
@@ -14,12 +17,13 @@ use crate::store::target::{PasswordTarget, TargetError, login_failure};
 /// A PostgreSQL server.
 pub struct Postgres {
     conn: Connection,
+    pool: Arc<AdminPool>,
 }
 
 impl Postgres {
-    /// A target for `conn`.
-    pub fn new(conn: Connection) -> Postgres {
-        Postgres { conn }
+    /// A target for `conn`, keeping administrator connections in `pool`.
+    pub fn new(conn: Connection, pool: Arc<AdminPool>) -> Postgres {
+        Postgres { conn, pool }
     }
 
     async fn connect(
@@ -144,9 +148,45 @@ impl PasswordTarget for Postgres {
         new: &SecretValue,
         current: Option<&SecretValue>,
     ) -> Result<(), TargetError> {
-        let client = match (&self.conn.admin, current) {
-            (Some((admin, pw)), _) => self.connect(admin, pw).await?,
-            (None, Some(cur)) => self.connect(user, cur).await?,
+        let statement = alter_role_statement(user, new);
+        let failed = |e: tokio_postgres::Error| {
+            TargetError::new(
+                "SET_PASSWORD",
+                format!("ALTER ROLE {user} on {}: {e}", describe(&self.conn)),
+            )
+        };
+        match (&self.conn.admin, current) {
+            (Some((admin, pw)), _) => {
+                let key = self.pool.key(&self.conn);
+                let pooled = key.as_deref().and_then(|k| match self.pool.take(k) {
+                    Some(AdminConn::Pg(c)) => Some(c),
+                    _ => None,
+                });
+                let client = match pooled {
+                    // A kept connection the server closed meanwhile: a new one, once.
+                    Some(c) => match c.batch_execute(&statement).await {
+                        Ok(()) => Some(c),
+                        Err(_) if c.is_closed() => None,
+                        Err(e) => return Err(failed(e)),
+                    },
+                    None => None,
+                };
+                let client = match client {
+                    Some(c) => c,
+                    None => {
+                        let c = self.connect(admin, pw).await?;
+                        c.batch_execute(&statement).await.map_err(failed)?;
+                        c
+                    }
+                };
+                if let Some(k) = key {
+                    self.pool.give(k, AdminConn::Pg(client));
+                }
+            }
+            (None, Some(cur)) => {
+                let client = self.connect(user, cur).await?;
+                client.batch_execute(&statement).await.map_err(failed)?;
+            }
             (None, None) => {
                 return Err(TargetError::new(
                     "CONFIG",
@@ -155,16 +195,7 @@ impl PasswordTarget for Postgres {
                     ),
                 ));
             }
-        };
-        client
-            .batch_execute(&alter_role_statement(user, new))
-            .await
-            .map_err(|e| {
-                TargetError::new(
-                    "SET_PASSWORD",
-                    format!("ALTER ROLE {user} on {}: {e}", describe(&self.conn)),
-                )
-            })?;
+        }
         debug!(user, target = %describe(&self.conn), "password changed");
         Ok(())
     }

@@ -256,6 +256,7 @@ impl Operator {
             events,
             secrets: secrets_reader,
             freshness: Default::default(),
+            admin_pool: Default::default(),
         });
         let controller = controller::run(
             ctx,

@@ -189,7 +189,7 @@ pub(super) async fn connection(
                 .to_vec(),
         ),
     };
-    Ok(database::target(database::Connection {
+    let conn = database::Connection {
         engine: db.engine,
         host: db.host.clone(),
         port: db.port,
@@ -197,5 +197,6 @@ pub(super) async fn connection(
         tls: db.tls_mode,
         ca_pem,
         admin,
-    }))
+    };
+    Ok(database::target_in(conn, run.ctx.admin_pool.clone()))
 }
