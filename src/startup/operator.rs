@@ -76,16 +76,16 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         Some(p) => NamespacePolicy::load(p)?,
         None => NamespacePolicy::default(),
     };
-    let notify_config = args.notify.config()?;
     crate::tls::install_crypto_provider();
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let (notifier, notify_workers) = match notify_config {
+    // Before connecting: a bad sink, key or CA stops the start at once.
+    let (notifier, notify_workers) = match args.notify.config()? {
         Some(cfg) => Notifier::start(cfg, metrics.notify_counters())?,
         None => (Notifier::disabled(), Workers::none()),
     };
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
