@@ -513,6 +513,9 @@ async fn rotations_restarts_rejections_and_failures_are_notified_signed_and_valu
         }
     }
 
+    // The README's verifier accepts a request the operator sent, once, and refuses it with another body.
+    readme_verifier_checks(&steady_seen[0], files.dir.path());
+
     // The counters: every accepted request delivered once, nothing failed or dropped.
     let accepted = |s: &Sink| s.seen().iter().filter(|x| x.delivered()).count() as u64;
     eventually(20, "delivered counts every accepted request", || async {
@@ -521,6 +524,64 @@ async fn rotations_restarts_rejections_and_failures_are_notified_signed_and_valu
         (delivered == accepted(&flaky) + accepted(&steady)).then_some(())
     })
     .await;
+}
+
+/// Runs the README's Python `verify` on a recorded request: accepted, then a repeat, then refused with a body
+/// that is not the one signed.
+fn readme_verifier_checks(seen: &Seen, dir: &std::path::Path) {
+    let readme = std::fs::read_to_string(support::repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- notify-verify:start -->")
+        .expect("the README marks its verifier");
+    let end = readme
+        .find("<!-- notify-verify:end -->")
+        .expect("the README's verifier ends");
+    let code: String = readme[start..end]
+        .lines()
+        .skip_while(|l| !l.starts_with("```python"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(code.contains("def verify"), "{code}");
+    let driver = r#"
+import sys
+key = sys.argv[1].encode()
+headers = {"x-secret-rotator-timestamp": sys.argv[2], "x-secret-rotator-signature": sys.argv[3]}
+body = open(sys.argv[4], "rb").read()
+print("ACCEPTED", verify(key, headers, body)["id"])
+print("REPEAT", verify(key, headers, body))
+try:
+    verify(key, headers, body + b" ")
+    print("TAMPERED ACCEPTED")
+except ValueError as e:
+    print("TAMPERED REFUSED", e)
+"#;
+    let body = dir.join("body.json");
+    std::fs::write(&body, &seen.body).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!("{code}{driver}"))
+        .args([KEY, &seen.timestamp, &seen.signature])
+        .arg(&body)
+        .output()
+        .expect("python3 is needed to run the README's verifier (Debian package python3)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = seen.event()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            format!("ACCEPTED {id}").as_str(),
+            "REPEAT None",
+            "TAMPERED REFUSED bad signature"
+        ],
+        "{text}"
+    );
 }
 
 /// A sink that holds its first request: the next event waits in the queue of one, the one after is
