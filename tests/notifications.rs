@@ -683,11 +683,13 @@ async fn notifications_without_a_usable_key_stop_the_start() {
     }
 }
 
-/// The chart passes the sinks and mounts the key from a Secret (never an argument); sinks without a key
-/// Secret, or a sink that is not http(s), are refused.
-#[test]
-fn the_chart_passes_sinks_and_mounts_the_key() {
-    use support::helm::{chart, helm, helm_ok};
+/// The chart passes the sinks and mounts the key from a Secret (never an argument), in a Deployment the
+/// apiserver takes; sinks without a key Secret, or a sink that is not http(s), are refused.
+#[tokio::test]
+async fn the_chart_passes_sinks_and_mounts_the_key() {
+    use support::helm::{chart, helm, helm_ok, kubectl_stdin};
+    let c = client().await;
+    let ns = TestNamespace::new(&c, "notify-chart").await;
     let kc = PathBuf::from("/nonexistent/kubeconfig");
     let render = helm_ok(
         &kc,
@@ -695,13 +697,24 @@ fn the_chart_passes_sinks_and_mounts_the_key() {
             "template",
             "rel",
             &chart(),
+            "--namespace",
+            &ns.name,
             "--show-only",
             "templates/deployment.yaml",
             "--set",
             "notifications.sinks={https://hooks.example.com/in?team=a,http://receiver.ops.svc:8080/events}",
             "--set",
-            "notifications.hmacKeySecret=notify-key,notifications.failureThreshold=5",
+            "notifications.hmacKeySecret=notify-key,notifications.failureThreshold=5,notifications.caConfigMap=hooks-ca",
         ],
+    );
+    let applied = kubectl_stdin(
+        &control_plane().kubeconfig,
+        &["apply", "--dry-run=server", "-f", "-"],
+        &render,
+    );
+    assert!(
+        applied.contains("deployment.apps/rel-secret-rotator"),
+        "{applied}"
     );
     let d: Value = serde_saphyr::from_str(&render).unwrap();
     let pod = &d["spec"]["template"]["spec"];
@@ -718,6 +731,7 @@ fn the_chart_passes_sinks_and_mounts_the_key() {
         "--notify-failure-threshold=5",
         "--notify-max-attempts=6",
         "--notify-queue-size=1024",
+        "--notify-ca-file=/etc/secret-rotator/notify-ca/ca.crt",
     ] {
         assert!(args.contains(&want), "{want} missing from {args:?}");
     }
