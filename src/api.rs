@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 /// Annotation on a SecretRotation: a new value asks for one rotation.
 pub const ANNOTATION_ROTATE_NOW: &str = "secretrotator.dev/rotate-now";
+/// Annotation asking for a rollback: `vN`, or `vN/<anything new>` to ask again for the same version.
+/// Handled once per value (`status.lastRollback.request`).
+pub const ANNOTATION_ROLLBACK_TO: &str = "secretrotator.dev/rollback-to";
 /// Annotation on the synced Secret: the store version it holds.
 pub const ANNOTATION_VERSION_ID: &str = "secretrotator.dev/version-id";
 /// Annotation on the synced Secret: the rotation task that produced it (empty for COMMON secrets).
@@ -523,6 +526,15 @@ pub struct SecretRotationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub restarted_version: Option<String>,
+    /// The versions the store holds for this secret, newest first (at most 20): what `kubectl srot
+    /// history` shows and what a rollback may choose. Refreshed when SYSCURRENT changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub versions: Vec<VersionStatus>,
+    /// The last rollback request handled (the secretrotator.dev/rollback-to annotation) and how it went. A
+    /// refused or failed rollback changes nothing else, Ready included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rollback: Option<RollbackStatus>,
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -530,6 +542,54 @@ pub struct SecretRotationStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// A version the store holds.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionStatus {
+    /// The version id, for example v3.
+    pub version_id: String,
+    /// When it was created.
+    pub created: Time,
+    /// The stages pointing at it (SYSCURRENT, SYSPREVIOUS, SYSPENDING, custom ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub stages: Vec<String>,
+}
+
+/// A rollback request and its outcome.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackStatus {
+    /// The annotation's value, handled once.
+    #[schemars(length(max = 128))]
+    pub request: String,
+    /// The version asked for.
+    #[schemars(length(max = 64))]
+    pub version_id: String,
+    /// Done, Refused (nothing was tried: suspended, a version the store does not hold, a malformed
+    /// request) or Failed (the store or the database refused; SYSCURRENT unchanged).
+    pub result: RollbackResult,
+    /// What happened, never a value.
+    #[schemars(length(max = 1024))]
+    pub message: String,
+    /// When it was handled.
+    pub time: Time,
+    /// The store's ROLLBACK task, when one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+}
+
+/// How a rollback request went.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RollbackResult {
+    /// SYSCURRENT is the version asked for.
+    Done,
+    /// Not tried.
+    Refused,
+    /// Tried and failed; nothing changed.
+    Failed,
 }
 
 /// A rotate-now request in flight.

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod notify;
 pub mod password;
 pub mod planner;
+pub mod plugin;
 pub mod protocol;
 pub mod secret_value;
 pub mod server;

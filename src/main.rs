@@ -41,6 +41,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Called as `kubectl-srot` (a copy or a link on the PATH): the kubectl plugin.
+    if std::env::args()
+        .next()
+        .is_some_and(|a| secret_rotator::plugin::called_as_plugin(&a))
+    {
+        return plugin_main();
+    }
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -66,6 +73,29 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `kubectl srot`: exit 1 when the operator reported a failure, 2 when the request was refused.
+fn plugin_main() -> ExitCode {
+    use secret_rotator::plugin;
+    let cli = plugin::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(plugin::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -607,3 +607,51 @@ async fn no_lockout_postgresql() {
 async fn no_lockout_mariadb() {
     no_lockout("mysql").await;
 }
+
+/// A rollback of a database secret (issue 16): the operator sets the earlier version's password on the
+/// real database through the rotation's steps; the application's Secret and the database agree again, and
+/// the newer password no longer logs in.
+async fn rollback(engine: &str) {
+    let SingleUserSetup {
+        db,
+        c,
+        ns,
+        files: _files,
+        op: _op,
+        p2,
+    } = single_user_setup(engine, "db-rollback").await;
+    annotate(&c, &ns.name, "app-db", "secretrotator.dev/rotate-now", "1").await;
+    wait_version(&c, &ns.name, "app-db", "v3", 30).await;
+    let (_, p3) = synced(&c, &ns.name, "app-db", "v3").await;
+    assert!(db.login("app", &p3).await);
+
+    annotate(
+        &c,
+        &ns.name,
+        "app-db",
+        "secretrotator.dev/rollback-to",
+        "v2",
+    )
+    .await;
+    wait_version(&c, &ns.name, "app-db", "v2", 30).await;
+    let (_, back) = synced(&c, &ns.name, "app-db", "v2").await;
+    assert_eq!(back, p2, "the synced Secret holds v2's password again");
+    assert!(db.login("app", &p2).await, "v2's password logs in again");
+    assert!(!db.login("app", &p3).await, "v3's password no longer does");
+    let st = get_sr(&c, &ns.name, "app-db").await.status.unwrap();
+    let rb = st.last_rollback.unwrap();
+    assert_eq!(rb.result, secret_rotator::api::RollbackResult::Done);
+    assert_eq!(rb.task_id.as_ref().map(String::len), Some(36));
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.status, "True");
+}
+
+#[tokio::test]
+async fn rollback_postgresql() {
+    rollback("postgresql").await;
+}
+
+#[tokio::test]
+async fn rollback_mariadb() {
+    rollback("mysql").await;
+}

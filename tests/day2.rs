@@ -263,3 +263,41 @@ async fn restart_targets_by_selector_and_rollouts() {
     .await;
     assert!(!events.contains("Deployment other"), "{events}");
 }
+
+/// `kubectl explain` shows the new fields with their documentation.
+#[tokio::test]
+async fn kubectl_explain_shows_the_day2_fields() {
+    let c = client().await;
+    install_crd(&c).await;
+    for (path, words) in [
+        ("secretrotations.spec.rotation.timeZone", "IANA time zone"),
+        (
+            "secretrotations.spec.rotation.maintenanceWindow",
+            "When due rotations may start",
+        ),
+        (
+            "secretrotations.spec.restartTargets.selector",
+            "at most 50 matches",
+        ),
+        ("secretrotations.spec.restartTargets.kind", "Argo Rollouts"),
+        ("secretrotations.spec.target.template", "previous.value"),
+        (
+            "secretrotations.status.versions",
+            "the versions the store holds",
+        ),
+        ("secretrotations.status.lastRollback", "rollback request"),
+    ] {
+        let out = eventually(30, &format!("kubectl explain {path}"), || async {
+            let out = support::kubectl(&["explain", path]);
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        })
+        .await;
+        let flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.to_lowercase().contains(&words.to_lowercase()),
+            "{path}: {out}"
+        );
+    }
+}

@@ -52,6 +52,12 @@ pub enum Reason {
     RestartTargetMissing,
     /// Event: a restart target could not be patched.
     RestartFailed,
+    /// Event: SYSCURRENT moved back to the version a rollback asked for.
+    RolledBack,
+    /// Event: a rollback request was not tried (suspended, a version the store does not hold, malformed).
+    RollbackRefused,
+    /// Event: a rollback was tried and failed; nothing changed.
+    RollbackFailed,
 }
 
 impl Reason {
@@ -80,6 +86,9 @@ impl Reason {
             Reason::RestartTriggered => "RestartTriggered",
             Reason::RestartTargetMissing => "RestartTargetMissing",
             Reason::RestartFailed => "RestartFailed",
+            Reason::RolledBack => "RolledBack",
+            Reason::RollbackRefused => "RollbackRefused",
+            Reason::RollbackFailed => "RollbackFailed",
         }
     }
 }

@@ -351,6 +351,8 @@ pub struct Outcome<'a> {
     pub next_rotation: Option<Timestamp>,
     /// A due rotation waits for the maintenance window opening then.
     pub waiting_for_window: Option<Timestamp>,
+    /// A rollback request handled in this reconcile.
+    pub rollback: Option<&'a crate::api::RollbackStatus>,
 }
 
 /// Records what acting did: a successful rotation clears the failures, a handled rotate-now is done. The
@@ -395,6 +397,15 @@ pub fn settle(
                 ..Facts::default()
             }),
         );
+    }
+    if let Some(r) = outcome.rollback {
+        use crate::api::RollbackResult;
+        let note = match r.result {
+            RollbackResult::Done => Note::normal(Reason::RolledBack, r.message.clone()),
+            RollbackResult::Refused => Note::warning(Reason::RollbackRefused, r.message.clone()),
+            RollbackResult::Failed => Note::warning(Reason::RollbackFailed, r.message.clone()),
+        };
+        notes.push(note.about(r.request.clone()));
     }
     st.next_rotation_time = outcome.next_rotation.map(seconds);
     let mut ready = Verdict::no(Reason::Suspended, String::new());
@@ -717,6 +728,7 @@ conditions:
             synced: &synced,
             next_rotation: Some(opens),
             waiting_for_window: Some(opens),
+            rollback: None,
         };
         let st = settle(&f, f.base(), &previous, &outcome).status.unwrap();
         assert_eq!(ready(&st).1, "Synced");
@@ -890,6 +902,7 @@ lastFailure: {time: 2026-11-27T11:59:00Z, errorCode: NeedsInitialPassword, messa
                 synced: &case.synced,
                 next_rotation: Some("2026-12-27T12:00:00Z".parse().unwrap()),
                 waiting_for_window: None,
+                rollback: None,
             };
             let settled = settle(&f, st, &previous, &outcome);
             let st = settled.status.clone().unwrap_or_else(|| previous.clone());
@@ -947,6 +960,7 @@ lastFailure: {time: 2026-11-27T11:59:00Z, errorCode: NeedsInitialPassword, messa
             synced: &synced,
             next_rotation: None,
             waiting_for_window: None,
+            rollback: None,
         };
         let mut st = f.base();
         record_action(&mut st, true, None);
@@ -1018,6 +1032,7 @@ lastFailure: {time: 2026-11-27T11:00:00Z, errorCode: X, message: m}
             failure: None,
             synced: &synced,
             waiting_for_window: None,
+            rollback: None,
             next_rotation: None,
         };
         let settled = settle(&f, st, &intent, &outcome);

@@ -88,6 +88,36 @@ pub trait Store: Send + Sync {
         name: &str,
         opts: RotateOptions,
     ) -> StoreResult<RotateResult>;
+    /// Moves SYSCURRENT back to `version_id`, an earlier version the store still holds. The embedded store
+    /// records it as a ROLLBACK task and, for a database secret, sets that version's password on the
+    /// database through the rotation's steps. This default (the csms backend) moves the stage of a COMMON
+    /// secret and refuses a database secret, whose password only the service's rotation function changes.
+    async fn rollback(
+        &self,
+        project: &str,
+        name: &str,
+        version_id: &str,
+        _opts: RotateOptions,
+    ) -> StoreResult<RotateResult> {
+        let secret = self.show_secret(project, name).await?;
+        if secret.secret_type != "COMMON" {
+            return Err(StoreError::invalid(
+                "secret_type",
+                format!(
+                    "{name} is a {} secret: through the csms backend only COMMON secrets roll back (CSMS changes database passwords through its own rotation function)",
+                    secret.secret_type
+                ),
+            ));
+        }
+        self.update_stage(project, name, model::SYSCURRENT, version_id)
+            .await?;
+        Ok(RotateResult {
+            version_id: version_id.to_owned(),
+            secret_name: name.to_owned(),
+            rotation_task_id: String::new(),
+        })
+    }
+
     /// Rotation tasks, newest first.
     async fn list_tasks(&self, project: &str, filter: TaskFilter) -> StoreResult<TaskPage>;
 

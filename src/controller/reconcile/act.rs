@@ -27,6 +27,10 @@ pub struct Acted {
     pub rotate_now_done: Option<String>,
     /// This attempt's failure (a rotation's, or the store secret's creation).
     pub failure: Option<Failure>,
+    /// A rollback request handled in this reconcile, and how it went.
+    pub rollback: Option<crate::api::RollbackStatus>,
+    /// The ROLLBACK task (empty when the store records none), when a rollback moved SYSCURRENT.
+    pub rolled_back_task: Option<String>,
 }
 
 /// Carries out `plan.action`. A rotate-now is recorded in the status before it rotates.
@@ -41,7 +45,16 @@ pub async fn act(
         rotated_task: None,
         rotate_now_done: None,
         failure: observed.failure,
+        rollback: None,
+        rolled_back_task: None,
     };
+    // A rollback request comes before the plan: a person asked for it.
+    if acted.failure.is_none()
+        && let Some(request) = super::rollback::pending(run)
+    {
+        super::rollback::handle(run, spec, request, &mut acted).await?;
+        return Ok(acted);
+    }
     let reason = match &plan.action {
         Action::Rotate(reason) => reason,
         Action::CompleteRotateNow(v) => {
@@ -130,7 +143,10 @@ async fn rotate(run: &Run<'_>, spec: &ValidatedSpec) -> Result<String, Failure> 
 }
 
 /// The database connection, with the administrator's credentials and the CA read from Secrets.
-async fn connection(run: &Run<'_>, db: &Database) -> Result<Arc<dyn PasswordTarget>, Failure> {
+pub(super) async fn connection(
+    run: &Run<'_>,
+    db: &Database,
+) -> Result<Arc<dyn PasswordTarget>, Failure> {
     let admin = match &db.admin_secret_ref {
         None => None,
         Some(r) => {

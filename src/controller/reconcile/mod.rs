@@ -12,7 +12,9 @@
 
 mod act;
 mod gate;
+mod history;
 mod observe;
+mod rollback;
 mod sync;
 
 use std::sync::Arc;
@@ -107,7 +109,11 @@ impl<'a> Run<'a> {
             acted.rotated_task.is_some(),
             acted.rotate_now_done.as_deref(),
         );
-        if acted.rotated_task.is_some() || acted.rotate_now_done.is_some() {
+        if let Some(r) = &acted.rollback {
+            st.last_rollback = Some(r.clone());
+        }
+        let moved = acted.rotated_task.is_some() || acted.rolled_back_task.is_some();
+        if moved || acted.rotate_now_done.is_some() {
             // After a rotation (or a completed rotate-now) the next due time counts from the new state.
             let action = plan.action.clone();
             plan = Plan {
@@ -116,7 +122,11 @@ impl<'a> Run<'a> {
             };
         }
         let rotated_task = acted.rotated_task.as_deref();
-        let synced = sync::sync(&self, &spec, &acted.current, rotated_task).await?;
+        let moved_task = rotated_task.or(acted.rolled_back_task.as_deref());
+        let synced = sync::sync(&self, &spec, &acted.current, moved_task).await?;
+        if let Some(versions) = history::versions(&self, &spec, &acted.current, moved).await {
+            st.versions = versions;
+        }
         let outcome = Outcome {
             bootstrapped,
             rotated: rotated_task.is_some(),
@@ -124,6 +134,7 @@ impl<'a> Run<'a> {
             synced: &synced,
             next_rotation: plan.next_rotation,
             waiting_for_window: plan.waiting_for_window,
+            rollback: acted.rollback.as_ref(),
         };
         let settled = status::settle(&self.frame(&spec), st, &self.written, &outcome);
         self.finish(&spec, settled, &plan, acted.failure.as_ref(), &synced)
@@ -273,7 +284,8 @@ impl<'a> Run<'a> {
             pending_rotate_now: pending.as_ref(),
             failed_attempts: st.failed_attempts,
             last_failure: st.last_failure.as_ref().map(|f| f.time.0),
-            current,
+            current: current
+                .map(|(id, t)| (id, rollback::counted_from(st.last_rollback.as_ref(), id, t))),
             jitter: rand::random::<f64>(),
         })
     }

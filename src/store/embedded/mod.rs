@@ -11,6 +11,7 @@ mod keys;
 mod record_mac;
 mod records;
 mod records_io;
+mod rollback;
 mod rotation;
 mod rules;
 mod secrets;
@@ -257,6 +258,16 @@ impl Store for EmbeddedStore {
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
         self.rotate_secret(project, name, opts).await
+    }
+
+    async fn rollback(
+        &self,
+        project: &str,
+        name: &str,
+        version_id: &str,
+        opts: RotateOptions,
+    ) -> StoreResult<RotateResult> {
+        self.rollback_secret(project, name, version_id, opts).await
     }
 
     async fn list_tasks(&self, project: &str, filter: TaskFilter) -> StoreResult<TaskPage> {

@@ -7,14 +7,14 @@ use crate::store::target::{PasswordTarget, TargetError};
 
 /// What phase one of a rotation hands to the database steps.
 pub(super) struct PendingRotation {
-    version_id: String,
-    task_id: String,
-    user: String,
-    new: SecretValue,
-    current_for_user: Option<SecretValue>,
+    pub(super) version_id: String,
+    pub(super) task_id: String,
+    pub(super) user: String,
+    pub(super) new: SecretValue,
+    pub(super) current_for_user: Option<SecretValue>,
     /// The account is SYSCURRENT's: an application logs in with it now (SingleUser).
-    in_use: bool,
-    resumed: bool,
+    pub(super) in_use: bool,
+    pub(super) resumed: bool,
 }
 
 pub(super) fn new_task(name: &str, now: i64) -> RotationTask {
@@ -69,7 +69,7 @@ fn next_account(
 }
 
 /// Marks a secret as being rotated in this process; released on drop.
-struct RotationGuard {
+pub(super) struct RotationGuard {
     inner: Arc<Inner>,
     key: String,
 }
@@ -252,7 +252,7 @@ impl Inner {
     }
 
     /// Ends step (1): `task` becomes the secret's active task, both are written, the transaction commits.
-    fn commit_with_task(
+    pub(super) fn commit_with_task(
         &self,
         txn: WriteTransaction,
         project: &str,
@@ -396,7 +396,7 @@ impl EmbeddedStore {
     }
 
     /// Marks the secret as rotating in this process, or refuses a second rotation of it.
-    fn claim(&self, project: &str, name: &str) -> StoreResult<RotationGuard> {
+    pub(super) fn claim(&self, project: &str, name: &str) -> StoreResult<RotationGuard> {
         let key = secret_key(project, name);
         let mut set = self
             .inner
@@ -422,7 +422,7 @@ impl EmbeddedStore {
 /// proves that its own login test can succeed (a login with the current password) and changes nothing when
 /// it cannot (pg_hba rules, an account limited to the application's hosts, CONNECT revoked); and when the
 /// test after the change fails anyway, the previous password is put back before the failure is recorded.
-async fn set_on_database(
+pub(super) async fn set_on_database(
     target: &dyn PasswordTarget,
     pending: &PendingRotation,
     name: &str,

@@ -943,4 +943,5 @@ async fn debug_of_a_version_hides_the_value() {
     assert!(!d.contains("very-secret-value"), "{d}");
 }
 
+mod rollback;
 mod safety;

@@ -1,0 +1,54 @@
+//! History: the versions the store holds, in the status (bounded), refreshed only when SYSCURRENT
+//! changed, so a steady reconcile makes no store call for it.
+
+use tracing::warn;
+
+use super::Run;
+use super::observe::Current;
+use crate::api::VersionStatus;
+use crate::controller::status::{from_millis, seconds};
+use crate::validation::ValidatedSpec;
+
+/// The most versions the status lists.
+pub const MAX_VERSIONS: u32 = 20;
+
+/// The versions to put in the status, or `None` to keep the ones it has.
+pub async fn versions(
+    run: &Run<'_>,
+    spec: &ValidatedSpec,
+    current: &Current,
+    changed: bool,
+) -> Option<Vec<VersionStatus>> {
+    let (id, _) = current.version()?;
+    let stale = changed
+        || run.previous.versions.is_empty()
+        || run.previous.version_id.as_deref() != Some(id);
+    if !stale {
+        return None;
+    }
+    let project = run.project(spec);
+    let read = run.ctx.store.list_versions(
+        &project,
+        spec.store_secret.as_str(),
+        Some(MAX_VERSIONS),
+        None,
+    );
+    match run.timed("list_versions", read).await {
+        Ok(page) => Some(
+            page.version_metadatas
+                .into_iter()
+                .take(MAX_VERSIONS as usize)
+                .map(|v| VersionStatus {
+                    version_id: v.id,
+                    created: seconds(from_millis(v.create_time)),
+                    stages: v.version_stages.into_iter().take(16).collect(),
+                })
+                .collect(),
+        ),
+        Err(e) => {
+            // The history is for people and the plugin; a store hiccup here is not the reconcile's failure.
+            warn!(secret = %spec.store_secret, error = %e, "listing versions failed; the status keeps its list");
+            None
+        }
+    }
+}
