@@ -10,6 +10,7 @@ pub mod database;
 pub mod files;
 pub mod master_key_secret;
 pub mod metrics;
+pub mod notify;
 pub mod password;
 pub mod planner;
 pub mod plugin;

@@ -69,6 +69,12 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Synced Secrets the apiserver refused (400/403/409/422), counted per attempt.
     pub synced_secret_rejections: Counter,
+    /// Notifications a sink accepted (2xx), per sink.
+    pub notifications_delivered: Counter,
+    /// Notifications given up (attempts exhausted, or refused by the sink), per sink.
+    pub notifications_failed: Counter,
+    /// Notifications dropped because a sink's queue was full, per sink.
+    pub notifications_dropped: Counter,
     /// Store request latency by operation.
     pub store_latency: Family<OperationLabel, Histogram>,
     /// Next rotation, Unix seconds, per resource.
@@ -140,6 +146,24 @@ impl Metrics {
             "Synced Secrets the apiserver refused (400, 403, 409, 422), per attempt",
             synced_secret_rejections.clone(),
         );
+        let notifications_delivered = Counter::default();
+        registry.register(
+            "notifications_delivered",
+            "Notifications (CloudEvents) a sink accepted with a 2xx, counted per sink",
+            notifications_delivered.clone(),
+        );
+        let notifications_failed = Counter::default();
+        registry.register(
+            "notifications_failed",
+            "Notifications given up after --notify-max-attempts, or refused by the sink (4xx), counted per sink",
+            notifications_failed.clone(),
+        );
+        let notifications_dropped = Counter::default();
+        registry.register(
+            "notifications_dropped",
+            "Notifications dropped because a sink's queue (--notify-queue-size) was full, counted per sink",
+            notifications_dropped.clone(),
+        );
         let store_latency = Family::<OperationLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
@@ -172,9 +196,21 @@ impl Metrics {
             leader,
             synced_secret_rejections,
             events_dropped,
+            notifications_delivered,
+            notifications_failed,
+            notifications_dropped,
             store_latency,
             next_rotation,
             build_info,
+        }
+    }
+
+    /// The counters of the notification sinks.
+    pub fn notify_counters(&self) -> crate::notify::Counters {
+        crate::notify::Counters {
+            delivered: self.notifications_delivered.clone(),
+            failed: self.notifications_failed.clone(),
+            dropped: self.notifications_dropped.clone(),
         }
     }
 
@@ -217,6 +253,9 @@ mod tests {
             "secret_rotator_build_info{version=",
             "secret_rotator_store_request_duration_seconds_bucket",
             "secret_rotator_rotation_duration_seconds",
+            "secret_rotator_notifications_delivered_total 0",
+            "secret_rotator_notifications_failed_total 0",
+            "secret_rotator_notifications_dropped_total 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -54,6 +54,16 @@ impl Failure {
         }
     }
 
+    /// The rotation task that failed, when the store ran one.
+    pub fn task_id(&self) -> Option<&str> {
+        match self {
+            Failure::Store(StoreError::RotationFailed { task_id, .. }) if !task_id.is_empty() => {
+                Some(task_id)
+            }
+            _ => None,
+        }
+    }
+
     /// The Ready reason of this failure.
     pub fn reason(&self) -> Reason {
         Failure::reason_of_code(&self.code())

@@ -50,6 +50,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Where events go (published in the background).
     pub events: events::EventSink,
+    /// Where outbound notifications go (posted in the background; does nothing without sinks).
+    pub notifier: crate::notify::Notifier,
     /// The synced Secrets, from a watch (filled by [`run`] through the matching [`SecretCacheWriter`]).
     pub secrets: SecretCache,
     /// The operator's own writes until the watch caches show them.

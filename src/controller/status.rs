@@ -118,6 +118,25 @@ pub struct Note {
     /// What the event is about beyond its reason (a version, a workload): events with the same reason but
     /// another subject are distinct events, not a repeat counted in one event's series.
     pub subject: Option<String>,
+    /// What a notification says besides the reason and the message (never a value).
+    pub facts: Facts,
+}
+
+/// The structured facts of a [`Note`], for outbound notifications: identifiers only, never a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The store version the note is about (a rotation's new version, the version a restart is for).
+    pub version_id: Option<String>,
+    /// The rotation task (a rotation's, or the failed one's).
+    pub task_id: Option<String>,
+    /// The synced Secret's name, when the note is about a write of it.
+    pub secret: Option<String>,
+    /// Consecutive failed attempts, this one included (a failure).
+    pub failed_attempts: Option<u32>,
+    /// The failure's code (a failure).
+    pub error_code: Option<String>,
+    /// The restarted workload (a restart).
+    pub workload: Option<(RestartKind, String)>,
 }
 
 impl Note {
@@ -127,6 +146,7 @@ impl Note {
             reason,
             message,
             subject: None,
+            facts: Facts::default(),
         }
     }
 
@@ -136,6 +156,7 @@ impl Note {
             reason,
             message,
             subject: None,
+            facts: Facts::default(),
         }
     }
 
@@ -144,6 +165,10 @@ impl Note {
             subject: Some(subject.into()),
             ..self
         }
+    }
+
+    fn with(self, facts: Facts) -> Note {
+        Note { facts, ..self }
     }
 
     /// The event's action: the reason, and the subject when there is one.
@@ -359,10 +384,19 @@ pub fn settle(
             error_code: f.code().chars().take(64).collect(),
             message: f.message().chars().take(1024).collect(),
         });
-        notes.push(Note::warning(
-            Reason::RotationFailed,
-            format!("{}: {}", f.code(), f.message()),
-        ));
+        notes.push(
+            Note::warning(
+                Reason::RotationFailed,
+                format!("{}: {}", f.code(), f.message()),
+            )
+            .with(Facts {
+                version_id: st.version_id.clone(),
+                task_id: f.task_id().map(str::to_owned),
+                failed_attempts: Some(st.failed_attempts),
+                error_code: Some(f.code()),
+                ..Facts::default()
+            }),
+        );
     }
     if let Some(r) = outcome.rollback {
         use crate::api::RollbackResult;
@@ -510,7 +544,12 @@ fn held_notes(frame: &Frame<'_>, outcome: &Outcome<'_>, held: &Held) -> Vec<Note
                 format!("Secret {secret} written from {store} {version}"),
             )
         };
-        notes.push(note.about(version.as_str()));
+        notes.push(note.about(version.as_str()).with(Facts {
+            version_id: Some(version.clone()),
+            task_id: (!held.task_id.is_empty()).then(|| held.task_id.clone()),
+            secret: Some(secret.clone()),
+            ..Facts::default()
+        }));
     }
     for r in &held.restarts {
         let note = match &r.result {
@@ -530,7 +569,13 @@ fn held_notes(frame: &Frame<'_>, outcome: &Outcome<'_>, held: &Held) -> Vec<Note
                 format!("restarting {:?} {}: {e}", r.kind, r.name),
             ),
         };
-        notes.push(note.about(format!("{:?} {}", r.kind, r.name)));
+        notes.push(note.about(format!("{:?} {}", r.kind, r.name)).with(Facts {
+            version_id: Some(version.clone()),
+            task_id: (!held.task_id.is_empty()).then(|| held.task_id.clone()),
+            secret: Some(secret.clone()),
+            workload: Some((r.kind, r.name.clone())),
+            ..Facts::default()
+        }));
     }
     notes
 }
@@ -891,6 +936,73 @@ lastFailure: {time: 2026-11-27T11:59:00Z, errorCode: NeedsInitialPassword, messa
                 case.name
             );
         }
+    }
+
+    /// The notes carry the identifiers a notification needs: the new version and its Secret, the restarted
+    /// workload, the count and code of a failure.
+    #[test]
+    fn notes_carry_their_facts() {
+        let previous = fixture(SYNCED_V1);
+        let f = frame(&previous);
+        let synced = held(
+            "v2",
+            true,
+            vec![Restart {
+                kind: RestartKind::Deployment,
+                name: "web".into(),
+                result: RestartResult::Done,
+            }],
+        );
+        let outcome = Outcome {
+            bootstrapped: false,
+            rotated: true,
+            failure: None,
+            synced: &synced,
+            next_rotation: None,
+            waiting_for_window: None,
+            rollback: None,
+        };
+        let mut st = f.base();
+        record_action(&mut st, true, None);
+        let notes = settle(&f, st, &previous, &outcome).notes;
+        assert_eq!(notes.len(), 2);
+        assert_eq!(notes[0].facts.version_id.as_deref(), Some("v2"));
+        assert_eq!(notes[0].facts.secret.as_deref(), Some("api"));
+        assert_eq!(notes[0].facts.task_id, None, "COMMON: no task");
+        assert_eq!(
+            notes[1].facts.workload,
+            Some((RestartKind::Deployment, "web".to_owned()))
+        );
+        assert_eq!(notes[1].facts.version_id.as_deref(), Some("v2"));
+
+        let failed = fixture(
+            "
+versionId: v1
+failedAttempts: 2
+lastFailure: {time: 2026-11-27T11:00:00Z, errorCode: X, message: m}
+",
+        );
+        let f = frame(&failed);
+        let down = Failure::Store(StoreError::RotationFailed {
+            name: "shop.api".into(),
+            task_id: "t9".into(),
+            code: "DB.CONNECT".into(),
+            message: "connection refused".into(),
+        });
+        let synced = held("v1", false, vec![]);
+        let outcome = Outcome {
+            failure: Some(&down),
+            rotated: false,
+            synced: &synced,
+            ..outcome
+        };
+        let notes = settle(&f, f.base(), &failed, &outcome).notes;
+        assert_eq!(notes[0].reason, Reason::RotationFailed);
+        let facts = &notes[0].facts;
+        assert_eq!(facts.failed_attempts, Some(3));
+        assert_eq!(facts.error_code.as_deref(), Some("DB.CONNECT"));
+        assert_eq!(facts.task_id.as_deref(), Some("t9"));
+        assert_eq!(facts.version_id.as_deref(), Some("v1"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! parses and dispatches.
 
 mod health;
+pub mod notify_args;
 pub mod operator;
 pub mod serve;
 pub mod store_args;

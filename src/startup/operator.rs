@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args;
 
+use super::notify_args::NotifyArgs;
 use super::store_args::{StoreArgs, StoreKind, open_when_free};
 use super::{BoxError, health, shutdown_signal};
 use crate::controller::{self, Context, Scope, leader, policy::NamespacePolicy};
 use crate::files::check_private;
+use crate::notify::{Notifier, Workers};
 use crate::store::embedded::crypto::MasterKey;
 
 #[derive(Args, Debug)]
@@ -60,6 +62,9 @@ pub struct RunArgs {
     /// see the README).
     #[arg(long, env = "SECRET_ROTATOR_POLICY_FILE")]
     pub policy_file: Option<PathBuf>,
+    /// Outbound notifications.
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 /// Runs the operator until SIGINT or SIGTERM.
@@ -72,10 +77,15 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         None => NamespacePolicy::default(),
     };
     crate::tls::install_crypto_provider();
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    // Before connecting: a bad sink, key or CA stops the start at once.
+    let (notifier, notify_workers) = match args.notify.config()? {
+        Some(cfg) => Notifier::start(cfg, metrics.notify_counters())?,
+        None => (Notifier::disabled(), Workers::none()),
+    };
     let client = kube::Client::try_default()
         .await
         .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
-    let metrics = Arc::new(crate::metrics::Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -99,6 +109,7 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
             policy,
             min_period: args.min_rotation_period,
             metrics,
+            notifier,
         },
         scope: Scope {
             namespace: args.namespace.clone(),
@@ -107,7 +118,13 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         stop: stop_rx,
     };
     ready.store(true, Ordering::SeqCst);
-    operator.lead().await
+    let result = operator.lead().await;
+    // Notifications still queued are delivered (for a few seconds at most) once nothing can queue more.
+    drop(operator);
+    notify_workers
+        .drain(std::time::Duration::from_secs(5))
+        .await;
+    result
 }
 
 fn parse_period(text: &str) -> Result<std::time::Duration, String> {
@@ -173,6 +190,7 @@ struct Shared {
     policy: NamespacePolicy,
     min_period: std::time::Duration,
     metrics: Arc<crate::metrics::Metrics>,
+    notifier: Notifier,
 }
 
 /// The operator between leadership terms.
@@ -254,6 +272,7 @@ impl Operator {
             min_period: parts.min_period,
             metrics: parts.metrics.clone(),
             events,
+            notifier: parts.notifier.clone(),
             secrets: secrets_reader,
             freshness: Default::default(),
             admin_pool: Default::default(),

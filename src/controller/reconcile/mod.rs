@@ -33,6 +33,7 @@ use super::status::{self, Frame, Outcome, Settled, SyncedState, Verdict};
 use super::{Context, Error};
 use crate::api::{FIELD_MANAGER, SecretRotation, SecretRotationStatus};
 use crate::metrics::{OperationLabel, ResourceLabel};
+use crate::notify;
 use crate::planner::{self, Action, Input, PendingRotateNow, Plan};
 use crate::secret_value::SecretValue;
 use crate::store::StoreResult;
@@ -160,7 +161,9 @@ impl<'a> Run<'a> {
             self.ctx.metrics.synced_secret_rejections.inc();
         }
         self.set_next_rotation_metric(plan.next_rotation);
-        self.publish(settled).await?;
+        let store_secret = spec.store_secret.to_string();
+        self.publish(settled, &store_secret, Some(&spec.sync_target.name))
+            .await?;
         Ok(KubeAction::requeue(requeue.max(Duration::from_secs(1))))
     }
 
@@ -183,7 +186,8 @@ impl<'a> Run<'a> {
         let frame = self.frame_for(&store_secret);
         let ready = Verdict::no(blocked.reason, blocked.message);
         let settled = status::blocked(&frame, &self.written, ready, blocked.announce);
-        self.publish(settled).await?;
+        let secret = spec.map(|s| s.sync_target.name.as_str());
+        self.publish(settled, &store_secret, secret).await?;
         match blocked.then {
             Then::AwaitChange => Ok(KubeAction::await_change()),
             Then::Requeue(d) => Ok(KubeAction::requeue(d)),
@@ -211,9 +215,27 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn publish(&mut self, settled: Settled) -> Result<(), Error> {
+    /// Writes the status (when it changed), then queues the events and the notifications, which never
+    /// wait: both are delivered in the background.
+    async fn publish(
+        &mut self,
+        settled: Settled,
+        store_secret: &str,
+        secret: Option<&str>,
+    ) -> Result<(), Error> {
         if let Some(st) = settled.status {
             self.write_status(st).await?;
+        }
+        let about = notify::About {
+            namespace: &self.ns,
+            name: &self.name,
+            store_secret,
+            secret,
+            version_id: self.written.version_id.as_deref(),
+            task_id: self.written.rotation_task_id.as_deref(),
+        };
+        for note in &settled.notes {
+            self.ctx.notifier.notify(&about, note);
         }
         for note in settled.notes {
             let ev = Event {
