@@ -353,7 +353,7 @@ impl Inner {
 }
 
 impl EmbeddedStore {
-    /// RotateSecret: the three transactions around the database steps (see the module doc).
+    /// RotateSecret: the three transactions around the database steps (see the module doc), to the end.
     pub(super) async fn rotate_secret(
         &self,
         project: &str,
@@ -361,12 +361,68 @@ impl EmbeddedStore {
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
         let _claim = self.claim(project, name)?;
+        let pending = self.begin(project, name, &opts).await?;
+        self.complete(project, name, pending, opts.target).await
+    }
+
+    /// RotateSecret as the service runs it: step (1) here (the pending version and its PROCESSING task,
+    /// durably), steps (2) and (3) in a background task that holds the secret's claim until the task is
+    /// SUCCESS or FAILED. The answer names the task and the pending version.
+    pub(super) async fn start_rotation_in_background(
+        &self,
+        project: &str,
+        name: &str,
+        opts: RotateOptions,
+    ) -> StoreResult<RotateResult> {
+        let claim = self.claim(project, name)?;
+        let pending = self.begin(project, name, &opts).await?;
+        let answer = RotateResult {
+            version_id: pending.version_id.clone(),
+            secret_name: name.to_owned(),
+            rotation_task_id: pending.task_id.clone(),
+        };
+        let span = tracing::info_span!("rotation", project, secret = name, task = %pending.task_id);
+        let (store, project, name) = (self.clone(), project.to_owned(), name.to_owned());
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let _claim = claim;
+                match store.complete(&project, &name, pending, opts.target).await {
+                    Ok(done) => debug!(version = %done.version_id, "background rotation finished"),
+                    // The task holds the failure (and the failure was logged when it was recorded).
+                    Err(StoreError::RotationFailed { .. }) => {}
+                    Err(e) => {
+                        warn!(error = %e, "background rotation could not record its outcome; the next rotation resumes it")
+                    }
+                }
+            },
+            span,
+        ));
+        Ok(answer)
+    }
+
+    /// Step (1), in a blocking task.
+    async fn begin(
+        &self,
+        project: &str,
+        name: &str,
+        opts: &RotateOptions,
+    ) -> StoreResult<PendingRotation> {
         let policy = opts.policy.clone().unwrap_or_default();
         let (project_id, secret) = (project.to_owned(), name.to_owned());
-        let pending = self
-            .blocking(move |i| i.begin_rotation(&project_id, &secret, &policy))
-            .await?;
-        let outcome = match opts.target.as_deref() {
+        self.blocking(move |i| i.begin_rotation(&project_id, &secret, &policy))
+            .await
+    }
+
+    /// Steps (2) and (3): the database, then SYSCURRENT moves (task SUCCESS) or the failure is recorded
+    /// (task FAILED, the pending version kept).
+    async fn complete(
+        &self,
+        project: &str,
+        name: &str,
+        pending: PendingRotation,
+        target: Option<Arc<dyn PasswordTarget>>,
+    ) -> StoreResult<RotateResult> {
+        let outcome = match target.as_deref() {
             None => Err(TargetError::new(
                 "CONFIG",
                 "no database target is configured for this secret",
