@@ -155,7 +155,7 @@ impl EmbeddedStore {
         version_id: &str,
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
-        let _claim = self.claim(project, name)?;
+        let _claim = self.claim(project, name).await?;
         let (project_id, secret, version) =
             (project.to_owned(), name.to_owned(), version_id.to_owned());
         let pending = match self

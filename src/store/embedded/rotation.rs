@@ -360,7 +360,7 @@ impl EmbeddedStore {
         name: &str,
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
-        let _claim = self.claim(project, name)?;
+        let _claim = self.claim(project, name).await?;
         let pending = self.begin(project, name, &opts).await?;
         self.complete(project, name, pending, opts.target).await
     }
@@ -374,7 +374,7 @@ impl EmbeddedStore {
         name: &str,
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
-        let claim = self.claim(project, name)?;
+        let claim = self.claim(project, name).await?;
         let pending = self.begin(project, name, &opts).await?;
         let answer = RotateResult {
             version_id: pending.version_id.clone(),
@@ -451,25 +451,37 @@ impl EmbeddedStore {
         })
     }
 
-    /// Marks the secret as rotating in this process, or refuses a second rotation of it.
-    pub(super) fn claim(&self, project: &str, name: &str) -> StoreResult<RotationGuard> {
+    /// Marks the secret as rotating in this process, or refuses a second rotation of it. A rotation
+    /// releases its claim just after its last commit, so a caller that saw its task finish may come within
+    /// that moment: a claim held for longer than [`CLAIM_WAIT`] is another rotation in progress.
+    pub(super) async fn claim(&self, project: &str, name: &str) -> StoreResult<RotationGuard> {
         let key = secret_key(project, name);
-        let mut set = self
-            .inner
-            .rotating
-            .lock()
-            .map_err(|_| StoreError::internal("locking the rotation set", "poisoned"))?;
-        if !set.insert(key.clone()) {
-            return Err(StoreError::RotationInProgress {
-                name: name.to_owned(),
-            });
+        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+        loop {
+            {
+                let mut set =
+                    self.inner.rotating.lock().map_err(|_| {
+                        StoreError::internal("locking the rotation set", "poisoned")
+                    })?;
+                if set.insert(key.clone()) {
+                    return Ok(RotationGuard {
+                        inner: self.inner.clone(),
+                        key,
+                    });
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::RotationInProgress {
+                    name: name.to_owned(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        Ok(RotationGuard {
-            inner: self.inner.clone(),
-            key,
-        })
     }
 }
+
+/// How long a rotation waits for another one's claim on the same secret before it is refused.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Step (2) of a rotation: set the pending password on the database and test a login with it. A resumed
 /// rotation whose password the database already has skips the change.

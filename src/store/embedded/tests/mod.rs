@@ -613,7 +613,7 @@ async fn a_rotation_without_a_target_fails_cleanly() {
 }
 
 /// A target whose set_password waits, to hold a rotation open.
-struct SlowTarget(MemoryTarget);
+pub(super) struct SlowTarget(pub(super) MemoryTarget);
 
 #[async_trait::async_trait]
 impl PasswordTarget for SlowTarget {
@@ -943,5 +943,6 @@ async fn debug_of_a_version_hides_the_value() {
     assert!(!d.contains("very-secret-value"), "{d}");
 }
 
+mod deletion;
 mod rollback;
 mod safety;
