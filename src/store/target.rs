@@ -9,7 +9,8 @@ use crate::secret_value::SecretValue;
 #[error("{code}: {message}")]
 pub struct TargetError {
     /// A short code: `CONNECT`, `AUTH`, `SET_PASSWORD`, `LOGIN_TEST`, `TLS`, `TIMEOUT`, `CONFIG`,
-    /// `INSECURE_AUTH` (the server asked for a method that sends the password, and is not verified).
+    /// `INSECURE_AUTH` (the server asked for a method that sends the password, and is not verified),
+    /// `FORBIDDEN` (`serve`'s targets file does not let this instance rotate the account).
     pub code: String,
     /// What failed.
     pub message: String,

@@ -507,6 +507,10 @@ pub(super) async fn set_on_database(
         && let Some(current) = &pending.current_for_user
     {
         target.test_login(user, current).await.map_err(|e| {
+            if e.code == "FORBIDDEN" {
+                // The target may not touch this account at all: that, not a failed login, is the cause.
+                return e;
+            }
             TargetError::new(
                 "PRECHECK",
                 format!(
