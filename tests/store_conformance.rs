@@ -260,7 +260,10 @@ async fn conformance(s: &dyn Store, rotate_opts: &(dyn Fn() -> RotateOptions + S
     assert_eq!(pending.state, SecretState::PendingDelete);
     assert!(pending.scheduled_delete_time >= before + 7 * 86_400_000);
     assert_eq!(
-        s.show_secret(p, "c.api").await.unwrap().scheduled_delete_time,
+        s.show_secret(p, "c.api")
+            .await
+            .unwrap()
+            .scheduled_delete_time,
         pending.scheduled_delete_time
     );
     for e in [
