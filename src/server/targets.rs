@@ -425,6 +425,26 @@ mod tests {
         );
     }
 
+    /// The README's example parses as written.
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme
+            .find("### Database rotation: the targets file")
+            .unwrap()..];
+        let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+        let block = &section[start..start + section[start..].find("```").unwrap()];
+        let f = TargetsFile::parse(block, Path::new("/etc/secret-rotator")).unwrap();
+        let ids: Vec<&str> = f.instances().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["rds-orders", "taurus-shop"]);
+        let rds = f.instances().next().unwrap();
+        assert_eq!(
+            rds.ca_file.as_deref(),
+            Some(Path::new("/etc/secret-rotator/rds-ca.pem"))
+        );
+        assert_eq!(rds.accounts, ["app_*"]);
+    }
+
     #[test]
     fn refuses_what_cannot_work() {
         for (text, says) in [
