@@ -1,8 +1,9 @@
 //! RotateSecret through `serve` on real databases (issue 17): a targets file maps the secret's InstanceId to
 //! a throwaway PostgreSQL or MariaDB server, and the operator's `csms` backend rotates through it, with
 //! `serve` answering at once while the database steps run in the background (the default), and with
-//! `--synchronous-rotation`. Also: the answers without a targets file, for an unknown instance, for an
-//! account the instance may not rotate, and for a secret scheduled for deletion.
+//! `--synchronous-rotation`; and the operator process itself (`run --store csms`) through `serve` in both
+//! modes, on a local control plane. Also: the answers without a targets file, for an unknown instance, for
+//! an account the instance may not rotate, and for a secret scheduled for deletion.
 
 #[path = "support/csms.rs"]
 mod csms_support;
@@ -485,4 +486,180 @@ async fn database_rotations_serve_cannot_carry_out_are_refused_clearly() {
     assert_eq!(restored.state, SecretState::Enabled);
     let (_, body, _) = raw_rotate(&srv.url, "unknown.db").await;
     assert_eq!(body["error"]["error_code"], "CSMS.0906", "{body}");
+}
+
+/// The operator (`run --store csms`) against `serve` with a targets file on real PostgreSQL, in `mode`: a
+/// database SecretRotation rotates on create and its synced Secret's password logs in; the store secret
+/// scheduled for deletion through `serve` stops it (`StoreSecretPendingDeletion`, the Secret kept);
+/// restored, a rotate-now rotates again.
+async fn operator_through_serve(mode: RotationMode, tag: &str) {
+    use kube::api::Api;
+    use secret_rotator::api::SecretRotation;
+    use std::process::{Command, Stdio};
+    use support::operator::*;
+    use support::*;
+
+    let pg = Postgres::start();
+    let user = format!("app_op_{tag}");
+    pg.admin_sql(&format!(
+        "CREATE ROLE {user} LOGIN PASSWORD 'initial-op-0123456789'"
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = targets(dir.path(), &[("rds-op", "postgresql", pg.port, "admin")]);
+    let srv = serve_with_targets(&path, mode).await;
+    let direct = token_client(&srv.url, opts());
+
+    let c = client().await;
+    install_crd(&c).await;
+    let ns = TestNamespace::new(&c, &format!("serve-op-{tag}")).await;
+    let store_name = format!("{}.orders-db", ns.name);
+    // The csms backend never creates secrets: the database secret exists in the store first.
+    create_db_secret(
+        &direct,
+        &store_name,
+        "rds-op",
+        &user,
+        "initial-op-0123456789",
+        "RDS-FG",
+    )
+    .await;
+    // rotateOnCreate rotates a value older than the resource, whose creation time has whole seconds.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let auth = dir.path().join("csms-auth.yaml");
+    let hmac = dir.path().join("hmac.key");
+    private(&auth, &format!("token: {TOKEN}\n"));
+    std::fs::write(&hmac, [5u8; 32]).unwrap();
+    std::fs::set_permissions(&hmac, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let metrics_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let log = dir.path().join("operator.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
+        .args(["run", "--store", "csms", "--leader-election=false"])
+        .args(["--csms-endpoint", &srv.url])
+        .arg("--csms-auth-file")
+        .arg(&auth)
+        .arg("--hmac-key-file")
+        .arg(&hmac)
+        .args(["--csms-project-id", PROJECT])
+        .args(["--namespace", &ns.name, "--metrics-addr", &metrics_addr])
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .env("RUST_LOG", "info,secret_rotator=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut op = Operator {
+        child: Some(child),
+        log,
+        metrics_addr,
+    };
+    apply_sr(
+        &c,
+        &ns.name,
+        &format!(
+            "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: orders-db\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database: {{engine: postgresql, host: 127.0.0.1, port: {}, username: {user}, tls: {{mode: disable}}}}\n",
+            pg.port
+        ),
+    )
+    .await;
+    let sr = wait_version(&c, &ns.name, "orders-db", "v2", 60).await;
+    let task_id = sr.status.unwrap().rotation_task_id.unwrap_or_default();
+    assert_eq!(
+        task(&direct, &task_id).await.task_status,
+        TaskStatus::Success,
+        "{}",
+        op.log_text()
+    );
+    let synced = eventually(30, "the synced Secret at v2", || async {
+        get_secret(&c, &ns.name, "orders-db").await.filter(|s| {
+            s.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("secretrotator.dev/version-id"))
+                .is_some_and(|v| v == "v2")
+        })
+    })
+    .await;
+    let password = secret_text(&synced, "password");
+    assert_eq!(secret_text(&synced, "username"), user);
+    assert!(
+        pg.login(&user, &password).await,
+        "the synced password does not log in"
+    );
+    assert!(!pg.login(&user, "initial-op-0123456789").await);
+    wait_ready(&c, &ns.name, "orders-db", "True", "Synced", 30).await;
+
+    // Scheduled for deletion through serve: the operator stops with its own condition.
+    direct
+        .schedule_deletion(PROJECT, &store_name, Some(7))
+        .await
+        .unwrap();
+    annotate(
+        &c,
+        &ns.name,
+        "orders-db",
+        "secretrotator.dev/rotate-now",
+        "1",
+    )
+    .await;
+    wait_ready(
+        &c,
+        &ns.name,
+        "orders-db",
+        "False",
+        "StoreSecretPendingDeletion",
+        60,
+    )
+    .await;
+    let synced = get_secret(&c, &ns.name, "orders-db").await.unwrap();
+    assert_eq!(
+        secret_text(&synced, "password"),
+        password,
+        "the Secret is kept"
+    );
+    assert!(
+        pg.login(&user, &password).await,
+        "the database is untouched"
+    );
+
+    // Restored: a rotate-now rotates again.
+    direct.restore_secret(PROJECT, &store_name).await.unwrap();
+    annotate(
+        &c,
+        &ns.name,
+        "orders-db",
+        "secretrotator.dev/rotate-now",
+        "2",
+    )
+    .await;
+    wait_version(&c, &ns.name, "orders-db", "v3", 90).await;
+    wait_ready(&c, &ns.name, "orders-db", "True", "Synced", 30).await;
+    let synced = get_secret(&c, &ns.name, "orders-db").await.unwrap();
+    let newest = secret_text(&synced, "password");
+    assert!(pg.login(&user, &newest).await && !pg.login(&user, &password).await);
+    let api: Api<SecretRotation> = Api::namespaced(c.clone(), &ns.name);
+    let st = api.get("orders-db").await.unwrap().status.unwrap();
+    assert_eq!(st.failed_attempts, 0, "{st:?}");
+    assert!(op.alive(), "the operator exited:\n{}", op.log_text());
+    op.stop();
+    // No value in the operator's log.
+    let text = op.log_text();
+    for needle in [password.as_str(), newest.as_str(), ADMIN_PASSWORD] {
+        assert!(!text.contains(needle), "the operator log holds a value");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_rotates_through_serve_answering_at_once() {
+    operator_through_serve(RotationMode::Background, "bg").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_rotates_through_serve_answering_synchronously() {
+    operator_through_serve(RotationMode::Synchronous, "sync").await;
 }
