@@ -303,6 +303,35 @@ async fn a_pending_deletion_changed_outside_the_store_is_refused() {
     assert!(e.to_string().contains("changed outside the store"), "{e}");
 }
 
+/// A database whose password changes wait until the test opens the gate.
+struct GatedTarget {
+    db: MemoryTarget,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl PasswordTarget for GatedTarget {
+    async fn set_password(
+        &self,
+        user: &str,
+        new: &SecretValue,
+        cur: Option<&SecretValue>,
+    ) -> Result<(), TargetError> {
+        let _pass = self
+            .gate
+            .acquire()
+            .await
+            .map_err(|_| TargetError::new("CONFIG", "gate closed"))?;
+        self.db.set_password(user, new, cur).await
+    }
+    async fn test_login(&self, user: &str, password: &SecretValue) -> Result<(), TargetError> {
+        self.db.test_login(user, password).await
+    }
+    fn describe(&self) -> String {
+        "gated".into()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_background_rotation_answers_at_once_and_its_task_finishes() {
     let dir = tempfile::tempdir().unwrap();
@@ -310,20 +339,23 @@ async fn a_background_rotation_answers_at_once_and_its_task_finishes() {
     s.create_secret(P, db_secret("db", "SingleUser", "app", "pw0"))
         .await
         .unwrap();
-    let db = MemoryTarget::default();
-    db.set("app", SecretValue::from_str_value("pw0"));
-    let slow = Arc::new(SlowTarget(db));
+    let gated = Arc::new(GatedTarget {
+        db: MemoryTarget::default(),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    gated.db.set("app", SecretValue::from_str_value("pw0"));
     let opts = RotateOptions {
-        target: Some(slow.clone() as Arc<dyn PasswordTarget>),
+        target: Some(gated.clone() as Arc<dyn PasswordTarget>),
         policy: None,
     };
-    let started = std::time::Instant::now();
-    let answer = s.start_rotation(P, "db", opts.clone()).await.unwrap();
-    assert!(
-        started.elapsed() < Duration::from_millis(250),
-        "the answer waited for the database ({:?})",
-        started.elapsed()
-    );
+    // The database cannot change anything yet: the answer comes all the same.
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        s.start_rotation(P, "db", opts.clone()),
+    )
+    .await
+    .expect("the answer waited for the database")
+    .unwrap();
     assert_eq!(
         (answer.version_id.as_str(), answer.secret_name.as_str()),
         ("v2", "db")
@@ -331,6 +363,12 @@ async fn a_background_rotation_answers_at_once_and_its_task_finishes() {
     let task = s.show_task(P, &answer.rotation_task_id).await.unwrap();
     assert_eq!(task.task_status, TaskStatus::Processing);
     assert_eq!(current(&s, "db").await.version_metadata.id, "v1");
+    assert!(
+        gated
+            .db
+            .password("app")
+            .is_some_and(|p| p.expose() == b"pw0")
+    );
     // While it runs, another rotation is refused; the running one holds the secret.
     assert_eq!(
         s.start_rotation(P, "db", opts.clone())
@@ -339,20 +377,21 @@ async fn a_background_rotation_answers_at_once_and_its_task_finishes() {
             .code(),
         codes::ROTATION_IN_PROGRESS
     );
+    gated.gate.add_permits(1000);
     let task = wait_for_task(&s, &answer.rotation_task_id).await;
     assert_eq!(task.task_status, TaskStatus::Success);
     let cur = current(&s, "db").await;
     assert_eq!(cur.version_metadata.id, "v2");
     let cred = DatabaseCredential::from_value(&cur.value).unwrap();
     assert_eq!(
-        slow.0.password("app").unwrap().expose(),
+        gated.db.password("app").unwrap().expose(),
         cred.password.as_bytes(),
         "the database has the new SYSCURRENT password"
     );
 
     // A failing database step: the answer is the same; the task becomes FAILED with the step's code,
-    // SYSCURRENT stays, and the next rotation resumes the same pending version.
-    *slow.0.fail_set.lock().unwrap() = Some("SET_PASSWORD".into());
+    // SYSCURRENT stays, and the next rotation resumes the same pending version (as the same task).
+    *gated.db.fail_set.lock().unwrap() = Some("SET_PASSWORD".into());
     let failing = s.start_rotation(P, "db", opts.clone()).await.unwrap();
     assert_eq!(failing.version_id, "v3");
     let task = wait_for_task(&s, &failing.rotation_task_id).await;
@@ -361,7 +400,7 @@ async fn a_background_rotation_answers_at_once_and_its_task_finishes() {
         (TaskStatus::Failed, "CSMS.0510.SET_PASSWORD")
     );
     assert_eq!(current(&s, "db").await.version_metadata.id, "v2");
-    *slow.0.fail_set.lock().unwrap() = None;
+    *gated.db.fail_set.lock().unwrap() = None;
     let resumed = s.start_rotation(P, "db", opts).await.unwrap();
     assert_eq!(
         (

@@ -613,7 +613,7 @@ async fn a_rotation_without_a_target_fails_cleanly() {
 }
 
 /// A target whose set_password waits, to hold a rotation open.
-pub(super) struct SlowTarget(pub(super) MemoryTarget);
+struct SlowTarget(MemoryTarget);
 
 #[async_trait::async_trait]
 impl PasswordTarget for SlowTarget {
