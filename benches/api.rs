@@ -117,6 +117,9 @@ async fn main() {
         resolver: Some(Arc::new(SimulatedTargets::default())),
         max_skew_secs: 900,
         replay: None,
+        // One rotation after another, each measured to its end (in the background the next would find
+        // the previous one still running).
+        rotation: server::RotationMode::Synchronous,
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}/v1/p/secrets", listener.local_addr().unwrap());

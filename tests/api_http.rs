@@ -419,6 +419,12 @@ impl Store for BrokenStore {
     async fn create_secret(&self, _: &str, _: CreateSecret) -> StoreResult<Secret> {
         broken()
     }
+    async fn schedule_deletion(&self, _: &str, _: &str, _: Option<i64>) -> StoreResult<Secret> {
+        broken()
+    }
+    async fn restore_secret(&self, _: &str, _: &str) -> StoreResult<Secret> {
+        broken()
+    }
     async fn show_secret(&self, _: &str, _: &str) -> StoreResult<Secret> {
         broken()
     }

@@ -72,6 +72,7 @@ async fn an_iam_token_is_fetched_scoped_and_refreshed() {
         resolver: None,
         max_skew_secs: 900,
         replay: None,
+        rotation: Default::default(),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod support;
+
 fn python() -> PathBuf {
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testenv"))
         .arg("venv")
@@ -28,9 +30,69 @@ fn python() -> PathBuf {
     py
 }
 
+/// `serve` as a process on a free loopback port, with `args`; its stderr piped.
+fn start_serve(
+    dir: &std::path::Path,
+    key: &std::path::Path,
+    auth: &std::path::Path,
+    store: &str,
+    args: &[&str],
+) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .arg("--store-path")
+        .arg(dir.join(store))
+        .arg("--master-key-file")
+        .arg(key)
+        .arg("--auth-file")
+        .arg(auth)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting serve");
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "serve did not start");
+    (server, format!("http://127.0.0.1:{port}"))
+}
+
+fn stop(mut server: std::process::Child) -> String {
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut log = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    log
+}
+
+const DB_USER: &str = "sdk_app";
+const DB_PASSWORD: &str = "initial-pw-sdk-0123456789";
+
+/// The official SDK's scenario (tests/sdk/interop.py) against the `serve` binary: every operation it
+/// offers, a RotateSecret that changes a real PostgreSQL password through `--targets-file` (answered at
+/// once, the task polled to SUCCESS), scheduled deletion and restore, and the error answers, one of them
+/// from a second `serve` without a targets file. Afterwards the database is checked: the store's
+/// SYSCURRENT password logs in, the initial one no longer does.
 #[test]
 fn the_official_python_sdk_works_against_serve() {
     let py = python();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pg = support::db::Postgres::start();
+    rt.block_on(pg.admin_sql(&format!(
+        "CREATE ROLE {DB_USER} LOGIN PASSWORD '{DB_PASSWORD}'"
+    )));
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("master.key");
     std::fs::write(
@@ -43,71 +105,105 @@ fn the_official_python_sdk_works_against_serve() {
     .unwrap();
     let auth = dir.path().join("auth.yaml");
     std::fs::write(&auth, "access_keys:\n- ak: SDKTESTAK\n  sk: sdk-test-secret-key-0123456789\n  projects: [sdkproject]\n").unwrap();
-    for f in [&key, &auth] {
+    let admin = dir.path().join("pg-admin.yaml");
+    std::fs::write(
+        &admin,
+        format!(
+            "username: admin\npassword: {}\n",
+            support::db::ADMIN_PASSWORD
+        ),
+    )
+    .unwrap();
+    for f in [&key, &auth, &admin] {
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--simulated-databases",
-        ])
-        .arg("--store-path")
-        .arg(dir.path().join("store.redb"))
-        .arg("--master-key-file")
-        .arg(&key)
-        .arg("--auth-file")
-        .arg(&auth)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting serve");
-    let url = format!("http://127.0.0.1:{port}");
-    let up = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    assert!(up, "serve did not start");
+    let targets = dir.path().join("targets.yaml");
+    std::fs::write(
+        &targets,
+        format!(
+            "instances:\n  sdk-rds:\n    engine: postgresql\n    host: 127.0.0.1\n    port: {}\n    tls: {{mode: disable}}\n    admin_credentials_file: pg-admin.yaml\n    projects: [sdkproject]\n",
+            pg.port
+        ),
+    )
+    .unwrap();
+    let targets_arg = targets.display().to_string();
+    let (server, url) = start_serve(
+        dir.path(),
+        &key,
+        &auth,
+        "store.redb",
+        &["--targets-file", &targets_arg],
+    );
+    let (bare, bare_url) = start_serve(dir.path(), &key, &auth, "bare.redb", &[]);
     let out = Command::new(&py)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/interop.py"))
         .env("CSMS_ENDPOINT", &url)
+        .env("CSMS_ENDPOINT_NO_TARGETS", &bare_url)
         .env("CSMS_PROJECT", "sdkproject")
         .env("CSMS_AK", "SDKTESTAK")
         .env("CSMS_SK", "sdk-test-secret-key-0123456789")
+        .env("CSMS_DB_INSTANCE", "sdk-rds")
+        .env("CSMS_DB_USER", DB_USER)
+        .env("CSMS_DB_PASSWORD", DB_PASSWORD)
         .output()
         .expect("running the SDK script");
-    let _ = server.kill();
-    let _ = server.wait();
-    let mut log = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
+    // The database: SYSCURRENT, read through the csms client, logs in; the initial password does not.
+    let current = rt.block_on(async {
+        use secret_rotator::store::Store;
+        let client = secret_rotator::store::csms::CsmsStore::new(
+            &url,
+            secret_rotator::store::csms::CsmsAuth::AkSk(
+                secret_rotator::store::csms::auth::AccessKey {
+                    ak: "SDKTESTAK".into(),
+                    sk: zeroize::Zeroizing::new("sdk-test-secret-key-0123456789".into()),
+                },
+            ),
+            secret_rotator::store::csms::CsmsOptions::default(),
+            None,
+        )
         .unwrap();
+        client
+            .show_version_by_stage("sdkproject", "sdk-db", secret_rotator::store::SYSCURRENT)
+            .await
+            .ok()
+            .and_then(|v| secret_rotator::store::DatabaseCredential::from_value(&v.value))
+    });
+    let log = stop(server);
+    let bare_log = stop(bare);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("sdk interop: all steps passed"),
-        "SDK script failed:\n{stdout}\n{}\nserver log:\n{log}",
+        "SDK script failed:\n{stdout}\n{}\nserver log:\n{log}\nserver without targets:\n{bare_log}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.matches("ok: ").count(), 15, "{stdout}");
-    // Neither the secret key nor the values reach the server's log.
+    assert_eq!(stdout.matches("ok: ").count(), 39, "{stdout}");
+    let current = current.expect("the store's SYSCURRENT of sdk-db");
+    assert_eq!(current.username, DB_USER);
+    assert_ne!(current.password, DB_PASSWORD);
+    assert!(
+        rt.block_on(pg.login(DB_USER, &current.password)),
+        "the rotated password does not log in to PostgreSQL"
+    );
+    assert!(
+        !rt.block_on(pg.login(DB_USER, DB_PASSWORD)),
+        "the initial password still logs in"
+    );
+    // Neither the secret key, the administrator's password nor the values reach the servers' logs.
     for needle in [
         "sdk-test-secret-key-0123456789",
+        support::db::ADMIN_PASSWORD,
+        current.password.as_str(),
+        DB_PASSWORD,
         "first-value",
         "second-value",
-        "initial-pw",
         "signed-value",
         "forged-value",
     ] {
         assert!(!log.contains(needle), "the server log contains {needle}");
+        assert!(
+            !bare_log.contains(needle),
+            "the second server's log contains {needle}"
+        );
     }
 }
 

@@ -252,6 +252,48 @@ async fn conformance(s: &dyn Store, rotate_opts: &(dyn Fn() -> RotateOptions + S
         codes::SECRET_DISABLED
     );
 
+    // Scheduled deletion (DeleteSecretForSchedule): nothing of the secret can be used (CSMS.0103; the
+    // client reads it as pending deletion), a second schedule is CSMS.0107; RestoreSecret makes it usable,
+    // and a second restore is CSMS.0108.
+    let before = secret_rotator::store::now_ms();
+    let pending = s.schedule_deletion(p, "c.api", Some(7)).await.unwrap();
+    assert_eq!(pending.state, SecretState::PendingDelete);
+    assert!(pending.scheduled_delete_time >= before + 7 * 86_400_000);
+    assert_eq!(
+        s.show_secret(p, "c.api")
+            .await
+            .unwrap()
+            .scheduled_delete_time,
+        pending.scheduled_delete_time
+    );
+    for e in [
+        s.show_version(p, "c.api", LATEST).await.unwrap_err(),
+        s.list_versions(p, "c.api", None, None).await.unwrap_err(),
+    ] {
+        assert_eq!(e.status(), 400, "{e}");
+        assert!(
+            [codes::SCHEDULED_DELETION, codes::PENDING_DELETION].contains(&e.code()),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        s.schedule_deletion(p, "c.api", None)
+            .await
+            .unwrap_err()
+            .code(),
+        codes::PENDING_DELETION
+    );
+    let restored = s.restore_secret(p, "c.api").await.unwrap();
+    assert_eq!(
+        (restored.state, restored.scheduled_delete_time),
+        (SecretState::Enabled, 0)
+    );
+    assert!(s.show_version(p, "c.api", LATEST).await.is_ok());
+    assert_eq!(
+        s.restore_secret(p, "c.api").await.unwrap_err().code(),
+        codes::NOT_PENDING_DELETION
+    );
+
     // Deletion.
     s.delete_secret(p, "l.3").await.unwrap();
     assert_eq!(s.show_secret(p, "l.3").await.unwrap_err().status(), 404);

@@ -115,6 +115,7 @@ async fn a_projected_service_account_token_is_exchanged_for_a_project_token() {
         resolver: None,
         max_skew_secs: 900,
         replay: None,
+        rotation: Default::default(),
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

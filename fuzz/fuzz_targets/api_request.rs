@@ -32,6 +32,8 @@ fn env() -> &'static Env {
             resolver: Some(Arc::new(SimulatedTargets::default())),
             max_skew_secs: 900,
             replay: None,
+            // Deterministic: no rotation left running in the background between inputs.
+            rotation: server::RotationMode::Synchronous,
         });
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         Env { rt, app, _dir: dir }

@@ -96,7 +96,8 @@ pub struct PolicyError {
     pub message: String,
 }
 
-fn glob(pattern: &str, name: &str) -> bool {
+/// Whether `name` matches `pattern`, where `*` matches any run of characters.
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == name;

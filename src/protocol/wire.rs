@@ -163,6 +163,16 @@ pub struct PasswordBody {
     pub password: Zeroizing<String>,
 }
 
+/// `POST /v1/{project_id}/secrets/{secret_name}/scheduled-deleted-tasks/create` (SDK:
+/// DeleteSecretForScheduleRequestBody). An empty body means the default window.
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleDeletionBody {
+    /// Days before the secret is deleted, 7 to 30 (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_window_in_days: Option<i64>,
+}
+
 /// `{"secret": ...}`.
 #[derive(Serialize, Deserialize, Debug, Default)]
 #[serde(default)]

@@ -65,6 +65,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::store::target::ResolveError> for ApiError {
+    fn from(e: crate::store::target::ResolveError) -> ApiError {
+        ApiError {
+            status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code: e.code().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

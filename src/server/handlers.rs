@@ -319,29 +319,74 @@ pub async fn delete_stage(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// RotateSecret. A database secret needs a database: the server's targets (`--targets-file`, or
+/// `--simulated-databases`) name it by the secret's InstanceId; without them the rotation is refused before
+/// anything starts. In the default mode the answer comes at once with the task, and the database steps run
+/// in the background (the task becomes SUCCESS or FAILED); with `--synchronous-rotation` it comes when the
+/// rotation has finished.
 pub async fn rotate(
     State(st): State<AppState>,
     Path((project, name)): Path<(String, String)>,
 ) -> Result<Json<RotateResult>, ApiError> {
-    let target = match &st.resolver {
-        Some(r) => {
-            let secret = st.store.show_secret(&project, &name).await?;
-            r.resolve(&project, &secret)
+    let secret = st.store.show_secret(&project, &name).await?;
+    // COMMON, disabled and pending-deletion secrets are refused by the store with their own codes.
+    let needs_target = st.store.changes_databases()
+        && secret.secret_type != "COMMON"
+        && secret.state == SecretState::Enabled;
+    let target = match (&st.resolver, needs_target) {
+        (_, false) => None,
+        (None, true) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                crate::store::error::codes::NO_DATABASE_TARGETS,
+                format!(
+                    "secret {name} is a {} secret, and this server has no databases to rotate it on: start `secret-rotator serve` with --targets-file (mapping the InstanceId of rotation_config to a database), or --simulated-databases to try the API without one",
+                    secret.secret_type
+                ),
+            ));
         }
-        None => None,
+        (Some(r), true) => Some(r.resolve(&project, &secret)?),
     };
-    let result = st
-        .store
-        .rotate(
-            &project,
-            &name,
-            RotateOptions {
-                target,
-                policy: None,
-            },
-        )
-        .await?;
+    let opts = RotateOptions {
+        target,
+        policy: None,
+    };
+    let result = match st.rotation {
+        super::RotationMode::Background => st.store.start_rotation(&project, &name, opts).await?,
+        super::RotationMode::Synchronous => st.store.rotate(&project, &name, opts).await?,
+    };
     Ok(Json(result))
+}
+
+/// DeleteSecretForSchedule (`POST .../scheduled-deleted-tasks/create`): the body
+/// `{"recovery_window_in_days": 7..30}` may be empty (30 days).
+pub async fn schedule_deletion(
+    State(st): State<AppState>,
+    Path((project, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<SecretBody>, ApiError> {
+    let b: ScheduleDeletionBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ScheduleDeletionBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::malformed_body(format!("malformed JSON body: {}", describe_json_error(&e)))
+        })?
+    };
+    let secret = st
+        .store
+        .schedule_deletion(&project, &name, b.recovery_window_in_days)
+        .await?;
+    Ok(Json(SecretBody { secret }))
+}
+
+/// RestoreSecret (`POST .../scheduled-deleted-tasks/cancel`, no body): the secret is ENABLED again.
+pub async fn restore_secret(
+    State(st): State<AppState>,
+    Path((project, name)): Path<(String, String)>,
+) -> Result<Json<SecretBody>, ApiError> {
+    Ok(Json(SecretBody {
+        secret: st.store.restore_secret(&project, &name).await?,
+    }))
 }
 
 #[derive(Deserialize)]

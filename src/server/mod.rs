@@ -4,6 +4,7 @@ pub mod auth;
 pub mod error;
 mod handlers;
 pub mod replay;
+pub mod targets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +41,20 @@ pub struct AppState {
     pub max_skew_secs: i64,
     /// With `--refuse-replayed-signatures`: signatures of recent signed writes, refused a second time.
     pub replay: Option<Arc<replay::ReplayGuard>>,
+    /// How RotateSecret answers.
+    pub rotation: RotationMode,
+}
+
+/// How RotateSecret answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RotationMode {
+    /// As the real service: at once, with the task; the database steps run in the background and the task
+    /// becomes SUCCESS or FAILED (the default).
+    #[default]
+    Background,
+    /// Once the rotation has finished: the new SYSCURRENT version, or the failure as an error answer
+    /// (`--synchronous-rotation`).
+    Synchronous,
 }
 
 /// The router with every CSMS path, authentication and the body limit.
@@ -71,6 +86,14 @@ pub fn router(state: AppState) -> Router {
                 .delete(h::delete_stage),
         )
         .route("/v1/{project}/secrets/{name}/rotate", post(h::rotate))
+        .route(
+            "/v1/{project}/secrets/{name}/scheduled-deleted-tasks/create",
+            post(h::schedule_deletion),
+        )
+        .route(
+            "/v1/{project}/secrets/{name}/scheduled-deleted-tasks/cancel",
+            post(h::restore_secret),
+        )
         .route("/v1/{project}/csms/tasks", get(h::list_tasks))
         .route(
             "/v1/{project}/csms/generate-password",

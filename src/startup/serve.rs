@@ -8,8 +8,14 @@ use clap::Args;
 use super::store_args::StoreArgs;
 use super::{BoxError, shutdown_signal};
 use crate::files::check_private;
-use crate::server::{self, AppState, TlsFiles, auth::AuthFile};
+use crate::server::targets::TargetsFile;
+use crate::server::{self, AppState, RotationMode, TlsFiles, auth::AuthFile};
+use crate::store::Store;
 use crate::store::target::{SimulatedTargets, TargetResolver};
+
+/// How often `serve` deletes the secrets whose scheduled deletion time has passed (reads treat them as
+/// deleted at once; this removes their records, versions and tasks).
+pub const DELETION_SWEEP: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[derive(Args, Debug)]
 /// The arguments of `serve`.
@@ -37,9 +43,21 @@ pub struct ServeArgs {
     /// the same second (X-Sdk-Date has whole seconds) is refused too.
     #[arg(long)]
     pub refuse_replayed_signatures: bool,
+    /// The databases RotateSecret changes (YAML or JSON): `instances: {<InstanceId>: {engine, host, port,
+    /// database, tls: {mode, ca_file}, admin_credentials_file, projects, accounts}}`.
+    #[arg(
+        long,
+        env = "SECRET_ROTATOR_TARGETS_FILE",
+        conflicts_with = "simulated_databases"
+    )]
+    pub targets_file: Option<PathBuf>,
     /// Rotate database secrets against simulated in-memory databases (for trying the API and SDKs only).
     #[arg(long)]
     pub simulated_databases: bool,
+    /// Answer RotateSecret only once the rotation has finished (the new version, or the failure as an
+    /// error), instead of at once with the task while the database steps run in the background.
+    #[arg(long)]
+    pub synchronous_rotation: bool,
 }
 
 /// Serves until SIGINT or SIGTERM.
@@ -47,14 +65,30 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     check_private(&args.auth_file, "auth file")?;
     let auth = AuthFile::load(&args.auth_file)?;
     let store = args.store.open()?;
-    let resolver: Option<Arc<dyn TargetResolver>> = if args.simulated_databases {
-        tracing::warn!(
-            "--simulated-databases: database rotations change in-memory accounts, not real databases"
-        );
-        Some(Arc::new(SimulatedTargets::default()))
-    } else {
-        None
+    let resolver: Option<Arc<dyn TargetResolver>> = match (
+        &args.targets_file,
+        args.simulated_databases,
+    ) {
+        (Some(path), _) => {
+            let targets = TargetsFile::load(path)?;
+            let ids: Vec<&str> = targets.instances().map(|i| i.id.as_str()).collect();
+            tracing::info!(file = %path.display(), instances = ?ids, "database targets loaded");
+            Some(Arc::new(targets))
+        }
+        (None, true) => {
+            tracing::warn!(
+                "--simulated-databases: database rotations change in-memory accounts, not real databases"
+            );
+            Some(Arc::new(SimulatedTargets::default()))
+        }
+        (None, false) => {
+            tracing::info!(
+                "no --targets-file: RotateSecret of database secrets is refused (CSMS.0905)"
+            );
+            None
+        }
     };
+    spawn_deletion_sweep(store.clone());
     let app = server::router(AppState {
         store,
         auth: Arc::new(auth),
@@ -63,6 +97,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         replay: args
             .refuse_replayed_signatures
             .then(|| Arc::new(server::replay::ReplayGuard::default())),
+        rotation: if args.synchronous_rotation {
+            RotationMode::Synchronous
+        } else {
+            RotationMode::Background
+        },
     });
     let listener = std::net::TcpListener::bind(args.listen)
         .map_err(|e| format!("binding {}: {e}", args.listen))?;
@@ -75,4 +114,24 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     };
     server::serve(listener, app, tls, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Deletes the secrets whose scheduled deletion time has passed, now and every [`DELETION_SWEEP`].
+fn spawn_deletion_sweep(store: Arc<dyn Store>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(DELETION_SWEEP);
+        loop {
+            every.tick().await;
+            match store.purge_scheduled_deletions().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    "deleted secrets whose scheduled deletion time had passed"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "deleting secrets whose scheduled deletion time had passed failed; trying again later")
+                }
+            }
+        }
+    });
 }

@@ -25,8 +25,10 @@ pub mod codes {
     /// Table: the secret name does not exist (the real service answers it with 400; this project's
     /// server answers a missing secret with 404 CSMS.0005).
     pub const SECRET_NAME_NOT_FOUND: &str = "CSMS.0106";
-    /// Table: the secret is pending deletion.
+    /// Table: the secret is pending deletion (this server: a second DeleteSecretForSchedule of it).
     pub const PENDING_DELETION: &str = "CSMS.0107";
+    /// Table: the secret is not pending deletion (RestoreSecret of a secret that is not).
+    pub const NOT_PENDING_DELETION: &str = "CSMS.0108";
 
     /// Own: no credentials, or bad ones (401).
     pub const UNAUTHORIZED: &str = "CSMS.0401";
@@ -56,6 +58,12 @@ pub mod codes {
     /// Own: a stage rule would be broken, other than deleting a system stage (for example SYSPENDING
     /// moved while a rotation finished) (400).
     pub const STAGE_CONSTRAINT: &str = "CSMS.0904";
+    /// Own: `serve` was started without a way to reach databases (neither `--targets-file` nor
+    /// `--simulated-databases`), so it cannot rotate a database secret (400).
+    pub const NO_DATABASE_TARGETS: &str = "CSMS.0905";
+    /// Own: the secret's `rotation_config` names an `InstanceId` the targets file does not hold for the
+    /// secret's project (400).
+    pub const UNKNOWN_INSTANCE: &str = "CSMS.0906";
 
     /// The codes of DEW's published error-code table (CSMS-API.md), whatever this project uses of them.
     pub const TABLE: &[&str] = &[
@@ -87,6 +95,8 @@ pub mod codes {
         ALREADY_EXISTS,
         ROTATION_IN_PROGRESS,
         STAGE_CONSTRAINT,
+        NO_DATABASE_TARGETS,
+        UNKNOWN_INSTANCE,
     ];
 }
 
@@ -122,11 +132,29 @@ pub enum StoreError {
         name: String,
     },
     /// The secret is scheduled for deletion (CSMS.0103, CSMS.0107): it can be neither read nor rotated
-    /// until the deletion is cancelled.
+    /// until the deletion is cancelled. The csms client's error for both codes; the embedded store's for a
+    /// second DeleteSecretForSchedule (CSMS.0107).
     #[error(
         "secret {name} is pending deletion in CSMS: it cannot be read or rotated until its scheduled deletion is cancelled"
     )]
     PendingDeletion {
+        /// The secret.
+        name: String,
+    },
+    /// The embedded store's secret is scheduled for deletion (CSMS.0103): its values, versions and stages
+    /// cannot be used, nor its metadata changed, until RestoreSecret; after `delete_time` it is gone.
+    #[error(
+        "secret {name} is scheduled for deletion at {delete_time} and cannot be used; RestoreSecret (POST .../scheduled-deleted-tasks/cancel) makes it usable again"
+    )]
+    ScheduledForDeletion {
+        /// The secret.
+        name: String,
+        /// When it will be deleted (RFC 3339).
+        delete_time: String,
+    },
+    /// RestoreSecret of a secret that is not scheduled for deletion (CSMS.0108).
+    #[error("secret {name} is not scheduled for deletion: there is nothing to restore")]
+    NotPendingDeletion {
         /// The secret.
         name: String,
     },
@@ -237,6 +265,8 @@ impl StoreError {
             | StoreError::InvalidParameter { .. }
             | StoreError::RotateUnsupported { .. }
             | StoreError::PendingDeletion { .. }
+            | StoreError::ScheduledForDeletion { .. }
+            | StoreError::NotPendingDeletion { .. }
             | StoreError::Disabled { .. }
             | StoreError::RotationInProgress { .. }
             | StoreError::SystemStage { .. }
@@ -260,6 +290,8 @@ impl StoreError {
             StoreError::RotateUnsupported { .. } => codes::ROTATE_UNSUPPORTED,
             StoreError::Disabled { .. } => codes::SECRET_DISABLED,
             StoreError::PendingDeletion { .. } => codes::PENDING_DELETION,
+            StoreError::ScheduledForDeletion { .. } => codes::SCHEDULED_DELETION,
+            StoreError::NotPendingDeletion { .. } => codes::NOT_PENDING_DELETION,
             StoreError::RotationInProgress { .. } => codes::ROTATION_IN_PROGRESS,
             StoreError::SystemStage { .. } => codes::SYSTEM_STAGE,
             StoreError::StageConstraint { .. } => codes::STAGE_CONSTRAINT,
@@ -326,6 +358,7 @@ mod tests {
             codes::SYSTEM_STAGE,
             codes::SECRET_NAME_NOT_FOUND,
             codes::PENDING_DELETION,
+            codes::NOT_PENDING_DELETION,
         ] {
             assert!(codes::TABLE.contains(&taken), "{taken}");
         }

@@ -81,13 +81,47 @@ pub trait Store: Send + Sync {
         true
     }
 
-    /// RotateSecret: database secrets only (COMMON is refused).
+    /// RotateSecret: database secrets only (COMMON is refused). Returns once the rotation has finished:
+    /// SUCCESS, or an error (a failed database step is [`StoreError::RotationFailed`], its task FAILED).
     async fn rotate(
         &self,
         project: &str,
         name: &str,
         opts: RotateOptions,
     ) -> StoreResult<RotateResult>;
+
+    /// RotateSecret as the real service runs it: the rotation is started (the embedded store: its pending
+    /// version and PROCESSING task written durably) and the answer names its task at once, with the version
+    /// that becomes SYSCURRENT when it succeeds; the database steps run in the background and the task
+    /// becomes SUCCESS or FAILED (ListSecretTask). Errors found before anything starts (COMMON, disabled,
+    /// scheduled for deletion, a rotation already running) are returned. This default, for a store that
+    /// cannot run a rotation in the background, runs it to the end first.
+    async fn start_rotation(
+        &self,
+        project: &str,
+        name: &str,
+        opts: RotateOptions,
+    ) -> StoreResult<RotateResult> {
+        self.rotate(project, name, opts).await
+    }
+
+    /// DeleteSecretForSchedule: the secret becomes PENDING_DELETE, unusable, and is deleted once
+    /// `recovery_window_in_days` (7 to 30, default 30) have passed, unless restored before.
+    async fn schedule_deletion(
+        &self,
+        project: &str,
+        name: &str,
+        recovery_window_in_days: Option<i64>,
+    ) -> StoreResult<Secret>;
+
+    /// RestoreSecret: cancels a scheduled deletion; the secret is ENABLED again.
+    async fn restore_secret(&self, project: &str, name: &str) -> StoreResult<Secret>;
+
+    /// Deletes the secrets whose scheduled deletion time has passed; returns how many. A store whose
+    /// service deletes them itself (CSMS) has nothing to do.
+    async fn purge_scheduled_deletions(&self) -> StoreResult<usize> {
+        Ok(0)
+    }
     /// Moves SYSCURRENT back to `version_id`, an earlier version the store still holds. The embedded store
     /// records it as a ROLLBACK task and, for a database secret, sets that version's password on the
     /// database through the rotation's steps. This default (the csms backend) moves the stage of a COMMON

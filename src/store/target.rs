@@ -9,7 +9,8 @@ use crate::secret_value::SecretValue;
 #[error("{code}: {message}")]
 pub struct TargetError {
     /// A short code: `CONNECT`, `AUTH`, `SET_PASSWORD`, `LOGIN_TEST`, `TLS`, `TIMEOUT`, `CONFIG`,
-    /// `INSECURE_AUTH` (the server asked for a method that sends the password, and is not verified).
+    /// `INSECURE_AUTH` (the server asked for a method that sends the password, and is not verified),
+    /// `FORBIDDEN` (`serve`'s targets file does not let this instance rotate the account).
     pub code: String,
     /// What failed.
     pub message: String,
@@ -106,14 +107,85 @@ impl PasswordTarget for MemoryTarget {
     }
 }
 
+/// Why the server has no database for a secret's rotation. Messages name the secret and the instance,
+/// never a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The secret's `rotation_config` names no `InstanceId`.
+    #[error(
+        "secret {secret}: its rotation_config names no InstanceId, so no database can be rotated for it"
+    )]
+    NoInstance {
+        /// The secret.
+        secret: String,
+    },
+    /// The targets file holds no such instance for the secret's project (an instance of another project
+    /// answers the same, so that its existence is not told).
+    #[error(
+        "secret {secret}: the targets file (--targets-file) holds no database instance {instance:?} for project {project}"
+    )]
+    UnknownInstance {
+        /// The secret.
+        secret: String,
+        /// The InstanceId the secret names.
+        instance: String,
+        /// The secret's project.
+        project: String,
+    },
+    /// The secret type does not fit the instance's engine (GaussDB-FG speaks MySQL).
+    #[error(
+        "secret {secret} is a {secret_type} secret, but database instance {instance} is {engine}: GaussDB-FG needs engine mysql"
+    )]
+    EngineMismatch {
+        /// The secret.
+        secret: String,
+        /// Its type.
+        secret_type: String,
+        /// The instance.
+        instance: String,
+        /// The instance's engine.
+        engine: String,
+    },
+    /// The instance's files (administrator credentials, CA) cannot be used now.
+    #[error("database instance {instance}: {message}")]
+    Config {
+        /// The instance.
+        instance: String,
+        /// What is wrong (a file and why; never its content).
+        message: String,
+    },
+}
+
+impl ResolveError {
+    /// The HTTP status of the answer: 400 for the request's secret, 500 for the server's own files.
+    pub fn status(&self) -> u16 {
+        match self {
+            ResolveError::Config { .. } => 500,
+            _ => 400,
+        }
+    }
+
+    /// The CSMS-style code of the answer.
+    pub fn code(&self) -> &'static str {
+        use crate::store::error::codes;
+        match self {
+            ResolveError::NoInstance { .. } | ResolveError::UnknownInstance { .. } => {
+                codes::UNKNOWN_INSTANCE
+            }
+            ResolveError::EngineMismatch { .. } => codes::INVALID_PARAMETER,
+            ResolveError::Config { .. } => codes::INTERNAL,
+        }
+    }
+}
+
 /// Finds the database target of a secret, for rotations that arrive over the API.
 pub trait TargetResolver: Send + Sync {
-    /// The target, or `None` when the server knows no database for this secret.
+    /// The target of a database secret of `project`, or why there is none.
     fn resolve(
         &self,
         project: &str,
         secret: &crate::store::model::Secret,
-    ) -> Option<std::sync::Arc<dyn PasswordTarget>>;
+    ) -> Result<std::sync::Arc<dyn PasswordTarget>, ResolveError>;
 }
 
 /// Simulated databases (`serve --simulated-databases`): every database secret gets an in-memory account
@@ -157,12 +229,15 @@ impl TargetResolver for SimulatedTargets {
         &self,
         project: &str,
         secret: &crate::store::model::Secret,
-    ) -> Option<std::sync::Arc<dyn PasswordTarget>> {
-        let mut map = self.targets.lock().ok()?;
+    ) -> Result<std::sync::Arc<dyn PasswordTarget>, ResolveError> {
+        let mut map = self.targets.lock().map_err(|_| ResolveError::Config {
+            instance: "simulated".into(),
+            message: "the simulated databases' lock is poisoned".into(),
+        })?;
         let t = map
             .entry(format!("{project}/{}", secret.name))
             .or_insert_with(|| std::sync::Arc::new(SimulatedDatabase::default()))
             .clone();
-        Some(t)
+        Ok(t)
     }
 }

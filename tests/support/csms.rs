@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use secret_rotator::server::{self, AppState, auth::AuthFile};
+use secret_rotator::server::{self, AppState, RotationMode, auth::AuthFile};
 use secret_rotator::store::Store;
 use secret_rotator::store::csms::auth::AccessKey;
 use secret_rotator::store::csms::{CsmsAuth, CsmsOptions, CsmsStore};
@@ -60,18 +60,59 @@ pub async fn start(store: Option<Arc<dyn Store>>) -> TestServer {
 
 /// As [`start`], optionally refusing replayed signed writes (`--refuse-replayed-signatures`).
 pub async fn start_with(store: Option<Arc<dyn Store>>, refuse_replays: bool) -> TestServer {
+    start_serving(Serving {
+        store,
+        refuse_replays,
+        ..Serving::default()
+    })
+    .await
+}
+
+/// What an in-process `serve` runs with.
+pub struct Serving {
+    /// The store; an embedded one in the server's temporary directory when `None`.
+    pub store: Option<Arc<dyn Store>>,
+    /// The databases (`--targets-file`); `None` is `--simulated-databases`, unless `no_targets`.
+    pub resolver: Option<Arc<dyn TargetResolver>>,
+    /// Neither a targets file nor simulated databases.
+    pub no_targets: bool,
+    /// `--synchronous-rotation` or the default.
+    pub rotation: RotationMode,
+    /// `--refuse-replayed-signatures`.
+    pub refuse_replays: bool,
+}
+
+impl Default for Serving {
+    fn default() -> Self {
+        Serving {
+            store: None,
+            resolver: None,
+            no_targets: false,
+            rotation: RotationMode::Background,
+            refuse_replays: false,
+        }
+    }
+}
+
+/// Serves as `serving` says.
+pub async fn start_serving(serving: Serving) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = match store {
+    let store: Arc<dyn Store> = match serving.store {
         Some(s) => s,
         None => embedded(&dir),
     };
-    let resolver: Arc<dyn TargetResolver> = Arc::new(SimulatedTargets::default());
+    let resolver: Option<Arc<dyn TargetResolver>> = match (serving.resolver, serving.no_targets) {
+        (Some(r), _) => Some(r),
+        (None, true) => None,
+        (None, false) => Some(Arc::new(SimulatedTargets::default())),
+    };
     let app = server::router(AppState {
         store,
         auth: Arc::new(auth_file()),
-        resolver: Some(resolver),
+        resolver,
         max_skew_secs: 900,
-        replay: refuse_replays.then(Default::default),
+        replay: serving.refuse_replays.then(Default::default),
+        rotation: serving.rotation,
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -195,15 +195,17 @@ async fn check_store_secret(
 /// five minutes), the store unavailable (a condition, and a retry with backoff), or an unexpected error.
 fn unreadable(run: &Run<'_>, spec: &ValidatedSpec, e: StoreError) -> Halt {
     match e {
-        StoreError::PendingDeletion { .. } => Halt::Blocked(Blocked {
-            reason: Reason::StoreSecretPendingDeletion,
-            message: format!(
-                "{e} (CSMS project {}): cancel its deletion in CSMS to keep it, or address another store secret with spec.secretName",
-                run.project(spec)
-            ),
-            announce: true,
-            then: Then::Requeue(std::time::Duration::from_secs(300)),
-        }),
+        StoreError::PendingDeletion { .. } | StoreError::ScheduledForDeletion { .. } => {
+            Halt::Blocked(Blocked {
+                reason: Reason::StoreSecretPendingDeletion,
+                message: format!(
+                    "{e} (CSMS project {}): cancel its deletion in CSMS to keep it, or address another store secret with spec.secretName",
+                    run.project(spec)
+                ),
+                announce: true,
+                then: Then::Requeue(std::time::Duration::from_secs(300)),
+            })
+        }
         e if e.is_transient() || e.status() >= 500 => Halt::Blocked(Blocked {
             reason: Reason::StoreUnavailable,
             message: format!("the store could not be read: {e}"),

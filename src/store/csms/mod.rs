@@ -896,6 +896,72 @@ impl Store for CsmsStore {
         Ok(())
     }
 
+    /// DeleteSecretForSchedule. After an ambiguous failure, a secret found PENDING_DELETE means it went
+    /// through.
+    async fn schedule_deletion(
+        &self,
+        project: &str,
+        name: &str,
+        recovery_window_in_days: Option<i64>,
+    ) -> StoreResult<Secret> {
+        let body = json(&ScheduleDeletionBody {
+            recovery_window_in_days,
+        })?;
+        let check = || -> futures::future::BoxFuture<'_, Option<SecretBody>> {
+            Box::pin(async move {
+                self.show_secret(project, name)
+                    .await
+                    .ok()
+                    .filter(|s| s.state == SecretState::PendingDelete)
+                    .map(|secret| SecretBody { secret })
+            })
+        };
+        let b: SecretBody = self
+            .call(
+                project,
+                Method::POST,
+                &Route::secret_action(project, name, "scheduled-deleted-tasks/create"),
+                &[],
+                Some(body),
+                false,
+                Some(&check),
+            )
+            .await?;
+        if b.secret == Secret::default() {
+            return self.show_secret(project, name).await;
+        }
+        Ok(with_name(b.secret, name))
+    }
+
+    /// RestoreSecret. After an ambiguous failure, a secret found in another state than PENDING_DELETE
+    /// means it went through.
+    async fn restore_secret(&self, project: &str, name: &str) -> StoreResult<Secret> {
+        let check = || -> futures::future::BoxFuture<'_, Option<SecretBody>> {
+            Box::pin(async move {
+                self.show_secret(project, name)
+                    .await
+                    .ok()
+                    .filter(|s| s.state != SecretState::PendingDelete)
+                    .map(|secret| SecretBody { secret })
+            })
+        };
+        let b: SecretBody = self
+            .call(
+                project,
+                Method::POST,
+                &Route::secret_action(project, name, "scheduled-deleted-tasks/cancel"),
+                &[],
+                None,
+                false,
+                Some(&check),
+            )
+            .await?;
+        if b.secret == Secret::default() {
+            return self.show_secret(project, name).await;
+        }
+        Ok(with_name(b.secret, name))
+    }
+
     async fn create_version(
         &self,
         project: &str,

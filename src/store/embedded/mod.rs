@@ -6,6 +6,7 @@
 //! leaves SYSPENDING in place, and the next rotate resumes it with the same value.
 
 pub mod crypto;
+pub mod deletion;
 mod file;
 mod keys;
 mod record_mac;
@@ -258,6 +259,38 @@ impl Store for EmbeddedStore {
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
         self.rotate_secret(project, name, opts).await
+    }
+
+    async fn start_rotation(
+        &self,
+        project: &str,
+        name: &str,
+        opts: RotateOptions,
+    ) -> StoreResult<RotateResult> {
+        self.start_rotation_in_background(project, name, opts).await
+    }
+
+    async fn schedule_deletion(
+        &self,
+        project: &str,
+        name: &str,
+        recovery_window_in_days: Option<i64>,
+    ) -> StoreResult<Secret> {
+        let (project, name) = (project.to_owned(), name.to_owned());
+        self.blocking(move |i| {
+            i.schedule_deletion(&project, &name, recovery_window_in_days, now_ms())
+        })
+        .await
+    }
+
+    async fn restore_secret(&self, project: &str, name: &str) -> StoreResult<Secret> {
+        let (project, name) = (project.to_owned(), name.to_owned());
+        self.blocking(move |i| i.restore_secret(&project, &name, now_ms()))
+            .await
+    }
+
+    async fn purge_scheduled_deletions(&self) -> StoreResult<usize> {
+        self.blocking(|i| i.purge_due_deletions(now_ms())).await
     }
 
     async fn rollback(

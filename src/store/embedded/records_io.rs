@@ -4,20 +4,37 @@
 use super::*;
 
 impl Inner {
+    /// A secret record, now. A secret whose scheduled deletion time has passed is missing.
     pub(super) fn read_secret_in(
         &self,
         table: &impl ReadableTable<&'static str, &'static [u8]>,
         project: &str,
         name: &str,
     ) -> StoreResult<SecretRecord> {
+        self.read_secret_at(table, project, name, now_ms())
+    }
+
+    /// A secret record as it stands at `now` (epoch ms): missing once its scheduled deletion is due.
+    pub(super) fn read_secret_at(
+        &self,
+        table: &impl ReadableTable<&'static str, &'static [u8]>,
+        project: &str,
+        name: &str,
+        now: i64,
+    ) -> StoreResult<SecretRecord> {
+        let missing = || StoreError::NotFound {
+            kind: "secret",
+            name: name.to_owned(),
+        };
         let raw = table
             .get(secret_key(project, name).as_str())
             .ctx("reading a secret")?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "secret",
-                name: name.to_owned(),
-            })?;
-        self.decode_secret(&secret_key(project, name), raw.value())
+            .ok_or_else(missing)?;
+        let rec = self.decode_secret(&secret_key(project, name), raw.value())?;
+        if deletion::deletion_due(&rec.secret, now) {
+            return Err(missing());
+        }
+        Ok(rec)
     }
 
     /// A stored secret record, authenticated.
@@ -239,7 +256,21 @@ impl Inner {
         }
     }
 
+    /// Refuses a secret scheduled for deletion (CSMS.0103): its values, versions and stages cannot be
+    /// used, nor its metadata changed.
+    pub(super) fn check_usable(rec: &SecretRecord) -> StoreResult<()> {
+        if rec.secret.state == SecretState::PendingDelete {
+            return Err(StoreError::ScheduledForDeletion {
+                name: rec.secret.name.clone(),
+                delete_time: deletion::rfc3339(rec.secret.scheduled_delete_time),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a secret whose values cannot be read or rotated: scheduled for deletion, or disabled.
     pub(super) fn check_readable(rec: &SecretRecord) -> StoreResult<()> {
+        Self::check_usable(rec)?;
         if rec.secret.state != SecretState::Enabled {
             return Err(StoreError::Disabled {
                 name: rec.secret.name.clone(),

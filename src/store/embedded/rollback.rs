@@ -121,7 +121,7 @@ impl EmbeddedStore {
         version_id: &str,
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
-        let _claim = self.claim(project, name)?;
+        let _claim = self.claim(project, name).await?;
         let (project_id, secret, version) =
             (project.to_owned(), name.to_owned(), version_id.to_owned());
         let pending = match self
@@ -131,7 +131,7 @@ impl EmbeddedStore {
             RollbackStart::Done(r) => return Ok(r),
             RollbackStart::Database(p) => Arc::new(p),
         };
-        self.database_steps(project, name, pending, &opts, true)
+        self.database_steps(project, name, pending, opts.target, true)
             .await
     }
 }

@@ -368,20 +368,76 @@ impl Inner {
 }
 
 impl EmbeddedStore {
-    /// RotateSecret: the three transactions around the database steps (see the module doc).
+    /// RotateSecret: the three transactions around the database steps (see the module doc), to the end.
     pub(super) async fn rotate_secret(
         &self,
         project: &str,
         name: &str,
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
-        let _claim = self.claim(project, name)?;
+        let _claim = self.claim(project, name).await?;
+        let pending = self.begin(project, name, &opts).await?;
+        self.complete(project, name, pending, opts.target).await
+    }
+
+    /// RotateSecret as the service runs it: step (1) here (the pending version and its PROCESSING task,
+    /// durably), steps (2) and (3) in a background task that holds the secret's claim until the task is
+    /// SUCCESS or FAILED. The answer names the task and the pending version.
+    pub(super) async fn start_rotation_in_background(
+        &self,
+        project: &str,
+        name: &str,
+        opts: RotateOptions,
+    ) -> StoreResult<RotateResult> {
+        let claim = self.claim(project, name).await?;
+        let pending = self.begin(project, name, &opts).await?;
+        let answer = RotateResult {
+            version_id: pending.version_id.clone(),
+            secret_name: name.to_owned(),
+            rotation_task_id: pending.task_id.clone(),
+        };
+        let span = tracing::info_span!("rotation", project, secret = name, task = %pending.task_id);
+        let (store, project, name) = (self.clone(), project.to_owned(), name.to_owned());
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let _claim = claim;
+                match store.complete(&project, &name, pending, opts.target).await {
+                    Ok(done) => debug!(version = %done.version_id, "background rotation finished"),
+                    // The task holds the failure (and the failure was logged when it was recorded).
+                    Err(StoreError::RotationFailed { .. }) => {}
+                    Err(e) => {
+                        warn!(error = %e, "background rotation could not record its outcome; the next rotation resumes it")
+                    }
+                }
+            },
+            span,
+        ));
+        Ok(answer)
+    }
+
+    /// Step (1), in a blocking task.
+    async fn begin(
+        &self,
+        project: &str,
+        name: &str,
+        opts: &RotateOptions,
+    ) -> StoreResult<PendingRotation> {
         let policy = opts.policy.clone().unwrap_or_default();
         let (project_id, secret) = (project.to_owned(), name.to_owned());
-        let pending = self
-            .blocking(move |i| i.begin_rotation(&project_id, &secret, &policy))
-            .await?;
-        self.database_steps(project, name, Arc::new(pending), &opts, false)
+        self.blocking(move |i| i.begin_rotation(&project_id, &secret, &policy))
+            .await
+    }
+
+    /// Steps (2) and (3) of a rotation: the database, then SYSCURRENT moves (task SUCCESS) or the failure
+    /// is recorded (task FAILED, the pending version kept).
+    async fn complete(
+        &self,
+        project: &str,
+        name: &str,
+        pending: PendingRotation,
+        target: Option<Arc<dyn PasswordTarget>>,
+    ) -> StoreResult<RotateResult> {
+        self.database_steps(project, name, Arc::new(pending), target, false)
             .await
     }
 
@@ -392,10 +448,10 @@ impl EmbeddedStore {
         project: &str,
         name: &str,
         pending: Arc<PendingRotation>,
-        opts: &RotateOptions,
+        target: Option<Arc<dyn PasswordTarget>>,
         drop_pending: bool,
     ) -> StoreResult<RotateResult> {
-        let outcome = match opts.target.as_deref() {
+        let outcome = match target.as_deref() {
             None => Err(TargetError::new(
                 "CONFIG",
                 "no database target is configured for this secret",
@@ -423,25 +479,37 @@ impl EmbeddedStore {
         })
     }
 
-    /// Marks the secret as rotating in this process, or refuses a second rotation of it.
-    pub(super) fn claim(&self, project: &str, name: &str) -> StoreResult<RotationGuard> {
+    /// Marks the secret as rotating in this process, or refuses a second rotation of it. A rotation
+    /// releases its claim just after its last commit, so a caller that saw its task finish may come within
+    /// that moment: a claim held for longer than [`CLAIM_WAIT`] is another rotation in progress.
+    pub(super) async fn claim(&self, project: &str, name: &str) -> StoreResult<RotationGuard> {
         let key = secret_key(project, name);
-        let mut set = self
-            .inner
-            .rotating
-            .lock()
-            .map_err(|_| StoreError::internal("locking the rotation set", "poisoned"))?;
-        if !set.insert(key.clone()) {
-            return Err(StoreError::RotationInProgress {
-                name: name.to_owned(),
-            });
+        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+        loop {
+            {
+                let mut set =
+                    self.inner.rotating.lock().map_err(|_| {
+                        StoreError::internal("locking the rotation set", "poisoned")
+                    })?;
+                if set.insert(key.clone()) {
+                    return Ok(RotationGuard {
+                        inner: self.inner.clone(),
+                        key,
+                    });
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::RotationInProgress {
+                    name: name.to_owned(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        Ok(RotationGuard {
-            inner: self.inner.clone(),
-            key,
-        })
     }
 }
+
+/// How long a rotation waits for another one's claim on the same secret before it is refused.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Step (2) of a rotation: set the pending password on the database and test a login with it. A resumed
 /// rotation whose password the database already has skips the change.
@@ -467,6 +535,10 @@ pub(super) async fn set_on_database(
         && let Some(current) = &pending.current_for_user
     {
         target.test_login(user, current).await.map_err(|e| {
+            if e.code == "FORBIDDEN" {
+                // The target may not touch this account at all: that, not a failed login, is the cause.
+                return e;
+            }
             TargetError::new(
                 "PRECHECK",
                 format!(

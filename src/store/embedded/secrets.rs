@@ -41,14 +41,23 @@ impl Inner {
         }
         let now = now_ms();
         let txn = self.db.begin_write().ctx("starting a transaction")?;
-        {
+        let existing = {
             let t = txn.open_table(SECRETS).ctx("opening secrets")?;
-            if t.get(secret_key(project, &req.name).as_str())
+            t.get(secret_key(project, &req.name).as_str())
                 .ctx("reading a secret")?
-                .is_some()
-            {
-                return Err(StoreError::AlreadyExists { name: req.name });
+                .map(|raw| {
+                    self.decode_secret(&secret_key(project, &req.name), raw.value())
+                        .map(|rec| deletion::deletion_due(&rec.secret, now))
+                })
+                .transpose()?
+        };
+        match existing {
+            None => {}
+            // Its scheduled deletion is due: it is gone, and the name is free.
+            Some(true) => {
+                self.remove_secret_in(&txn, project, &req.name)?;
             }
+            Some(false) => return Err(StoreError::AlreadyExists { name: req.name }),
         }
         let secret = Secret {
             id: uuid::Uuid::new_v4().to_string(),
@@ -97,6 +106,7 @@ impl Inner {
         marker: Option<&str>,
     ) -> StoreResult<SecretPage> {
         let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
+        let now = now_ms();
         let r = self.db.begin_read().ctx("starting a read")?;
         let t = r.open_table(SECRETS).ctx("opening secrets")?;
         let start = match marker {
@@ -116,6 +126,9 @@ impl Inner {
                 break;
             }
             let rec = self.decode_secret(k.value(), v.value())?;
+            if deletion::deletion_due(&rec.secret, now) {
+                continue;
+            }
             secrets.push(rec.secret);
         }
         let next_marker = if more {
@@ -144,6 +157,7 @@ impl Inner {
             let t = txn.open_table(SECRETS).ctx("opening secrets")?;
             self.read_secret_in(&t, project, name)?
         };
+        Self::check_usable(&rec)?;
         let s = &mut rec.secret;
         if let Some(d) = req.description {
             if d.len() > 2048 {
@@ -185,27 +199,33 @@ impl Inner {
         Ok(out)
     }
 
+    /// DeleteSecret: at once, whatever its state (a secret pending deletion included).
     pub(super) fn delete_secret(&self, project: &str, name: &str) -> StoreResult<()> {
         let txn = self.db.begin_write().ctx("starting a transaction")?;
-        {
-            let mut t = txn.open_table(SECRETS).ctx("opening secrets")?;
-            if t.remove(secret_key(project, name).as_str())
-                .ctx("deleting a secret")?
-                .is_none()
+        let already_due = {
+            let t = txn.open_table(SECRETS).ctx("opening secrets")?;
+            match t
+                .get(secret_key(project, name).as_str())
+                .ctx("reading a secret")?
             {
-                return Err(StoreError::NotFound {
-                    kind: "secret",
-                    name: name.to_owned(),
-                });
+                Some(raw) => deletion::deletion_due(
+                    &self
+                        .decode_secret(&secret_key(project, name), raw.value())?
+                        .secret,
+                    now_ms(),
+                ),
+                None => false,
             }
-            let mut v = txn.open_table(VERSIONS).ctx("opening versions")?;
-            let prefix = version_prefix(project, name);
-            let end = prefix_end(&prefix);
-            v.retain_in(prefix.as_str()..end.as_str(), |_, _| false)
-                .ctx("deleting versions")?;
-        }
-        self.delete_tasks(&txn, project, name)?;
+        };
+        let removed = self.remove_secret_in(&txn, project, name)?;
         txn.commit().ctx("committing")?;
+        if !removed || already_due {
+            // A secret whose scheduled deletion was due was already gone; its remains went just now.
+            return Err(StoreError::NotFound {
+                kind: "secret",
+                name: name.to_owned(),
+            });
+        }
         info!(project, secret = name, "deleted secret");
         Ok(())
     }
@@ -319,6 +339,7 @@ impl Inner {
         let r = self.db.begin_read().ctx("starting a read")?;
         let st = r.open_table(SECRETS).ctx("opening secrets")?;
         let rec = self.read_secret_in(&st, project, name)?;
+        Self::check_usable(&rec)?;
         let vt = r.open_table(VERSIONS).ctx("opening versions")?;
         let prefix = version_prefix(project, name);
         let end = match marker.and_then(version_num) {
@@ -363,6 +384,7 @@ impl Inner {
         let r = self.db.begin_read().ctx("starting a read")?;
         let st = r.open_table(SECRETS).ctx("opening secrets")?;
         let rec = self.read_secret_in(&st, project, name)?;
+        Self::check_usable(&rec)?;
         let s = rec.stages.get(stage).ok_or_else(|| StoreError::NotFound {
             kind: "stage",
             name: format!("{name}/{}", stage.chars().take(64).collect::<String>()),
@@ -388,6 +410,7 @@ impl Inner {
             let t = txn.open_table(SECRETS).ctx("opening secrets")?;
             self.read_secret_in(&t, project, name)?
         };
+        Self::check_usable(&rec)?;
         let num = version_num(version_id).ok_or_else(|| StoreError::NotFound {
             kind: "version",
             name: format!("{name}/{}", version_id.chars().take(32).collect::<String>()),
@@ -422,6 +445,7 @@ impl Inner {
             let t = txn.open_table(SECRETS).ctx("opening secrets")?;
             self.read_secret_in(&t, project, name)?
         };
+        Self::check_usable(&rec)?;
         if rec.stages.remove(stage).is_none() {
             return Err(StoreError::NotFound {
                 kind: "stage",

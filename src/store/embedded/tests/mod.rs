@@ -943,5 +943,6 @@ async fn debug_of_a_version_hides_the_value() {
     assert!(!d.contains("very-secret-value"), "{d}");
 }
 
+mod deletion;
 mod rollback;
 mod safety;

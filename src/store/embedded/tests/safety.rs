@@ -164,7 +164,7 @@ async fn tasks_are_bounded_per_secret_and_go_with_their_secret() {
 
 /// Rewrites every secret record of a closed store file with `f` (as someone with the file but not the
 /// key could).
-fn rewrite_records(dir: &tempfile::TempDir, f: impl Fn(&str, &[u8]) -> Vec<u8>) {
+pub(super) fn rewrite_records(dir: &tempfile::TempDir, f: impl Fn(&str, &[u8]) -> Vec<u8>) {
     let db = redb::Database::open(dir.path().join("store.redb")).unwrap();
     let txn = db.begin_write().unwrap();
     {
