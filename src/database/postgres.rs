@@ -40,40 +40,7 @@ impl Postgres {
             .connect_timeout(CONNECT_TIMEOUT)
             .application_name("secret-rotator");
         let where_ = describe(&self.conn);
-        let classify = |e: tokio_postgres::Error| {
-            let db_code = e.code().map(|c| c.code().to_owned());
-            if let Some(method) = postgres_guard::insecure_method(&e) {
-                return TargetError::new(
-                    "INSECURE_AUTH",
-                    format!(
-                        "connecting to {where_} as {user}: the server asked for {method}; without tls.mode \
-                         verify-full the password goes only through SCRAM (set the account's method to \
-                         scram-sha-256 in pg_hba.conf, or verify the server)"
-                    ),
-                );
-            }
-            let cause = std::error::Error::source(&e).map(|c| c.to_string());
-            let e = match &cause {
-                Some(c) => format!("{e}: {c}"),
-                None => e.to_string(),
-            };
-            if cause.as_deref() == Some("server did not use channel binding") {
-                return TargetError::new(
-                    "INSECURE_AUTH",
-                    format!(
-                        "connecting to {where_} as {user}: the server did not authenticate with SCRAM and \
-                         channel binding; over TLS that is not verified the password goes only that way (use \
-                         scram-sha-256 in pg_hba.conf, or tls.mode verify-full)"
-                    ),
-                );
-            }
-            let code = match db_code {
-                Some(c) if c.starts_with("28") => "AUTH",
-                _ => "CONNECT",
-            };
-            // The driver's messages name the user and the server's reason, never the password.
-            TargetError::new(code, format!("connecting to {where_} as {user}: {e}"))
-        };
+        let classify = |e: tokio_postgres::Error| classify(e, &where_, user);
         let client = match self.conn.tls {
             TlsMode::Disable => {
                 // No TLS: the driver would answer a cleartext or MD5 request, so the socket is watched.
@@ -128,6 +95,43 @@ impl Postgres {
         };
         Ok(client)
     }
+}
+
+/// A connection failure as a target error: INSECURE_AUTH when a guard refused the server's method, AUTH
+/// when the server refused the credentials, CONNECT otherwise. Never the password.
+fn classify(e: tokio_postgres::Error, where_: &str, user: &str) -> TargetError {
+    let db_code = e.code().map(|c| c.code().to_owned());
+    if let Some(method) = postgres_guard::insecure_method(&e) {
+        return TargetError::new(
+            "INSECURE_AUTH",
+            format!(
+                "connecting to {where_} as {user}: the server asked for {method}; without tls.mode \
+                         verify-full the password goes only through SCRAM (set the account's method to \
+                         scram-sha-256 in pg_hba.conf, or verify the server)"
+            ),
+        );
+    }
+    let cause = std::error::Error::source(&e).map(|c| c.to_string());
+    let e = match &cause {
+        Some(c) => format!("{e}: {c}"),
+        None => e.to_string(),
+    };
+    if cause.as_deref() == Some("server did not use channel binding") {
+        return TargetError::new(
+            "INSECURE_AUTH",
+            format!(
+                "connecting to {where_} as {user}: the server did not authenticate with SCRAM and \
+                         channel binding; over TLS that is not verified the password goes only that way (use \
+                         scram-sha-256 in pg_hba.conf, or tls.mode verify-full)"
+            ),
+        );
+    }
+    let code = match db_code {
+        Some(c) if c.starts_with("28") => "AUTH",
+        _ => "CONNECT",
+    };
+    // The driver's messages name the user and the server's reason, never the password.
+    TargetError::new(code, format!("connecting to {where_} as {user}: {e}"))
 }
 
 /// The statement that sets `user`'s password to the SCRAM verifier of `password`.

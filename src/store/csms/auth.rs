@@ -90,6 +90,59 @@ impl IamSource {
         }
     }
 
+    /// The token request for `project`: the URL, the JSON body and, for workload identity, the `X-Idp-Id`.
+    /// The projected token is read afresh each time (the kubelet rotates it).
+    pub async fn token_request(
+        &self,
+        project: &str,
+    ) -> Result<(String, serde_json::Value, Option<String>), StoreError> {
+        Ok(match self {
+            IamSource::Password(c) => (
+                format!("{}/v3/auth/tokens", c.endpoint.trim_end_matches('/')),
+                serde_json::json!({
+                    "auth": {
+                        "identity": {
+                            "methods": ["password"],
+                            "password": {"user": {"name": c.user, "password": c.password.as_str(), "domain": {"name": c.domain}}}
+                        },
+                        "scope": {"project": {"id": project}}
+                    }
+                }),
+                None,
+            ),
+            IamSource::IdToken(w) => {
+                let jwt = Zeroizing::new(
+                    tokio::fs::read_to_string(&w.token_file)
+                        .await
+                        .map_err(|e| {
+                            StoreError::internal(
+                                format!(
+                                    "reading the projected ServiceAccount token {}",
+                                    w.token_file.display()
+                                ),
+                                e,
+                            )
+                        })?
+                        .trim()
+                        .to_owned(),
+                );
+                (
+                    format!(
+                        "{}/v3.0/OS-AUTH/id-token/tokens",
+                        w.endpoint.trim_end_matches('/')
+                    ),
+                    serde_json::json!({
+                        "auth": {
+                            "id_token": {"id": jwt.as_str()},
+                            "scope": {"project": {"id": project}}
+                        }
+                    }),
+                    Some(w.idp_id.clone()),
+                )
+            }
+        })
+    }
+
     /// Who asks, for messages (never a credential).
     pub fn who(&self) -> String {
         match self {

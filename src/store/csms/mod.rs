@@ -171,52 +171,7 @@ impl CsmsStore {
                 return Ok(t.value.clone());
             }
         }
-        let (url, body, idp) = match config {
-            auth::IamSource::Password(c) => (
-                format!("{}/v3/auth/tokens", c.endpoint.trim_end_matches('/')),
-                serde_json::json!({
-                    "auth": {
-                        "identity": {
-                            "methods": ["password"],
-                            "password": {"user": {"name": c.user, "password": c.password.as_str(), "domain": {"name": c.domain}}}
-                        },
-                        "scope": {"project": {"id": project}}
-                    }
-                }),
-                None,
-            ),
-            auth::IamSource::IdToken(w) => {
-                // Read afresh each time: the kubelet rotates the projected token.
-                let jwt = Zeroizing::new(
-                    tokio::fs::read_to_string(&w.token_file)
-                        .await
-                        .map_err(|e| {
-                            StoreError::internal(
-                                format!(
-                                    "reading the projected ServiceAccount token {}",
-                                    w.token_file.display()
-                                ),
-                                e,
-                            )
-                        })?
-                        .trim()
-                        .to_owned(),
-                );
-                (
-                    format!(
-                        "{}/v3.0/OS-AUTH/id-token/tokens",
-                        w.endpoint.trim_end_matches('/')
-                    ),
-                    serde_json::json!({
-                        "auth": {
-                            "id_token": {"id": jwt.as_str()},
-                            "scope": {"project": {"id": project}}
-                        }
-                    }),
-                    Some(w.idp_id.clone()),
-                )
-            }
-        };
+        let (url, body, idp) = config.token_request(project).await?;
         let body = Zeroizing::new(serde_json::to_vec(&body).unwrap_or_default());
         let mut req = self
             .http
