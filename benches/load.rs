@@ -135,6 +135,7 @@ async fn main() {
         key,
         EmbeddedOptions {
             history_limit: history.max(1000),
+            ..EmbeddedOptions::default()
         },
     )
     .expect("opening the store");

@@ -351,18 +351,67 @@ struct Row {
     /// Successful rotations in each phase (creation, rotate-now, scheduled): N each when none repeats.
     rotation_counts: Vec<u64>,
     errors: f64,
+    restart: Option<Restart>,
 }
 
-async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
+/// Which phases run (all by default; SCALE_BASELINES=0, SCALE_ROTATE_NOW=0, SCALE_SCHEDULED=0 and
+/// SCALE_RESTART=0 leave one out, for a quick look or a memory profile).
+struct Phases {
+    baselines: bool,
+    rotate_now: bool,
+    scheduled: bool,
+    restart: bool,
+}
+
+/// The restart with N Ready resources: the operator stopped (it gives up its Lease) and started again on the
+/// same store.
+struct Restart {
+    /// From the new process's start until it has reconciled N times.
+    reverify: Duration,
+    /// From the new process's start until it held the Lease (part of `reverify`).
+    leader_after: Option<Duration>,
+    /// A plain watch's list of the N SecretRotations, from this bench (the baseline).
+    list: Duration,
+    /// The same list plus the synced Secrets' list, as the operator's two watches make them.
+    list_both: Duration,
+    /// Its requests from its start until it was quiet.
+    counts: Counts,
+    rotations: u64,
+    reconciles: f64,
+    hwm_kib: u64,
+}
+
+/// Times a watch's initial list (to its InitDone) of `api`'s objects matching `cfg`.
+async fn list_time<K>(api: Api<K>, cfg: watcher::Config) -> Duration
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let start = Instant::now();
+    let mut s = std::pin::pin!(watcher(api, cfg));
+    while let Some(ev) = s.try_next().await.expect("the baseline watch") {
+        if matches!(ev, watcher::Event::InitDone) {
+            break;
+        }
+    }
+    start.elapsed()
+}
+
+async fn run_n(n: usize, c: usize, steady_secs: u64, phases: &Phases) -> Row {
     let admin = client_for(&env("SCALE_KUBECONFIG")).await;
     let op_kubeconfig = env("SCALE_OPERATOR_KUBECONFIG");
     let user = env("SCALE_OPERATOR_USER");
     let audit = PathBuf::from(env("SCALE_AUDIT_LOG"));
     let lease_ns = env("SCALE_LEASE_NAMESPACE");
 
-    eprintln!("N={n}: baselines");
-    let baseline_with_create = baseline(&admin, n, c, true).await;
-    let baseline = baseline(&admin, n, c, false).await;
+    let (baseline_with_create, baseline) = if phases.baselines {
+        eprintln!("N={n}: baselines");
+        (
+            baseline(&admin, n, c, true).await,
+            baseline(&admin, n, c, false).await,
+        )
+    } else {
+        (Duration::ZERO, Duration::ZERO)
+    };
 
     let ns = new_namespace(&admin, "bench").await;
     let srs: Api<SecretRotation> = Api::namespaced(admin.clone(), &ns);
@@ -376,7 +425,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
     reader.wait_until_ready().await.expect("the bench's watch");
 
     eprintln!("N={n}: starting the operator");
-    let op = Operator::start(&op_kubeconfig, &ns, &lease_ns, c, &[]);
+    let mut op = Operator::start(&op_kubeconfig, &ns, &lease_ns, c, &[]);
     op.wait_ready().await;
 
     // Creation: N at once (c at a time from this client), until all are Ready.
@@ -413,53 +462,59 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
     eprintln!("N={n}: steady state: {}", show(&steady));
 
     // rotate-now on each.
-    let before = versions(&reader);
-    let tag = format!("bench-{}", rand::random::<u32>());
-    let a2 = audit_len(&audit);
-    let start = Instant::now();
-    each(n, c, |i| {
-        let srs = srs.clone();
-        let tag = tag.clone();
-        async move {
-            srs.patch(
-                &name(i),
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({
-                    "metadata": {"annotations": {ANNOTATION_ROTATE_NOW: tag}}
-                })),
-            )
-            .await
-            .expect("annotating rotate-now");
-        }
-    })
-    .await;
-    wait_all(
-        &reader,
-        n,
-        "rotate-now on all",
-        Duration::from_secs(1800),
-        |o| {
-            ready(o)
-                && o.status.as_ref().is_some_and(|s| {
-                    s.last_rotate_now.as_deref() == Some(tag.as_str())
-                        && s.version_id.as_deref() != before.get(&o.name_any()).map(String::as_str)
-                })
-        },
-    )
-    .await;
-    let rotate_now = start.elapsed();
-    settle(&audit, a2, &user, Duration::from_secs(3)).await;
-    let (reqs, _) = audit_since(&audit, a2, &user);
-    let rotate_now_counts = count(&reqs);
-    let r2 = op.rotations().await;
-    eprintln!(
-        "N={n}: rotate-now on all in {rotate_now:?}; {}",
-        show(&rotate_now_counts)
-    );
+    let (rotate_now, rotate_now_counts, r2) = if phases.rotate_now {
+        let before = versions(&reader);
+        let tag = format!("bench-{}", rand::random::<u32>());
+        let a2 = audit_len(&audit);
+        let start = Instant::now();
+        each(n, c, |i| {
+            let srs = srs.clone();
+            let tag = tag.clone();
+            async move {
+                srs.patch(
+                    &name(i),
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({
+                        "metadata": {"annotations": {ANNOTATION_ROTATE_NOW: tag}}
+                    })),
+                )
+                .await
+                .expect("annotating rotate-now");
+            }
+        })
+        .await;
+        wait_all(
+            &reader,
+            n,
+            "rotate-now on all",
+            Duration::from_secs(1800),
+            |o| {
+                ready(o)
+                    && o.status.as_ref().is_some_and(|s| {
+                        s.last_rotate_now.as_deref() == Some(tag.as_str())
+                            && s.version_id.as_deref()
+                                != before.get(&o.name_any()).map(String::as_str)
+                    })
+            },
+        )
+        .await;
+        let rotate_now = start.elapsed();
+        settle(&audit, a2, &user, Duration::from_secs(3)).await;
+        let (reqs, _) = audit_since(&audit, a2, &user);
+        let rotate_now_counts = count(&reqs);
+        let r2 = op.rotations().await;
+        eprintln!(
+            "N={n}: rotate-now on all in {rotate_now:?}; {}",
+            show(&rotate_now_counts)
+        );
+        (rotate_now, rotate_now_counts, r2)
+    } else {
+        (Duration::ZERO, count(&[]), r1)
+    };
 
     let mut rotation_counts = vec![r1 - r0, r2 - r1];
     // All fall due together on one cron tick.
-    let scheduled = if scheduled {
+    let scheduled = if phases.scheduled {
         let now = jiff::Timestamp::now();
         // A minute boundary at least 60 s away, so that the spec changes land first.
         let tick_secs = (now.as_second() / 60 + 2) * 60;
@@ -540,6 +595,74 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
         .await
         .unwrap_or(0.0);
     let (hwm_kib, rss_kib) = op.memory();
+
+    // Restart with N Ready: the time to re-verify each (N reconciles) against a plain watch's list.
+    let restart = if phases.restart {
+        settle(&audit, audit_len(&audit), &user, Duration::from_secs(3)).await;
+        let list = list_time(srs.clone(), watcher::Config::default()).await;
+        let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
+        let list_both_start = Instant::now();
+        futures::join!(
+            list_time(srs.clone(), watcher::Config::default()),
+            list_time(
+                secrets,
+                watcher::Config::default().labels(&format!(
+                    "{}={}",
+                    secret_rotator::controller::synced::LABEL_MANAGED_BY,
+                    secret_rotator::controller::synced::MANAGED_BY
+                ))
+            )
+        );
+        let list_both = list_both_start.elapsed();
+        eprintln!("N={n}: restarting the operator (lists take {list:?}, both {list_both:?})");
+        let a4 = audit_len(&audit);
+        op.terminate();
+        let start = Instant::now();
+        op = op.restart(&op_kubeconfig, &ns, &lease_ns, c, &[]);
+        let mut leader_after = None;
+        let reverify = loop {
+            if leader_after.is_none() && op.metric("secret_rotator_leader").await == Some(1.0) {
+                leader_after = Some(start.elapsed());
+            }
+            let done = op
+                .metric("secret_rotator_reconciles_total")
+                .await
+                .unwrap_or(0.0);
+            if done >= n as f64 {
+                break start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(1800),
+                "the restarted operator reconciled {done} of {n} in 30 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        settle(&audit, a4, &user, Duration::from_secs(5)).await;
+        let (reqs, _) = audit_since(&audit, a4, &user);
+        let counts = count(&reqs);
+        let rotations = op.rotations().await;
+        let reconciles = op
+            .metric("secret_rotator_reconciles_total")
+            .await
+            .unwrap_or(0.0);
+        let (hwm, _) = op.memory();
+        eprintln!(
+            "N={n}: restarted: {reconciles} reconciles, all done {reverify:?} after start (leader after {leader_after:?}); {rotations} rotations; {}",
+            show(&counts)
+        );
+        Some(Restart {
+            reverify,
+            leader_after,
+            list,
+            list_both,
+            counts,
+            rotations,
+            reconciles,
+            hwm_kib: hwm,
+        })
+    } else {
+        None
+    };
     let log = std::fs::read_to_string(op.log_path()).unwrap_or_default();
     let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
     eprintln!(
@@ -573,6 +696,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, scheduled: bool) -> Row {
         rss_kib,
         rotation_counts,
         errors,
+        restart,
     }
 }
 
@@ -593,10 +717,16 @@ async fn main() {
     let steady: u64 = env_or("SCALE_STEADY_SECS", "120")
         .parse()
         .expect("SCALE_STEADY_SECS");
-    let scheduled = env_or("SCALE_SCHEDULED", "1") != "0";
+    let on = |v: &str| env_or(v, "1") != "0";
+    let phases = Phases {
+        baselines: on("SCALE_BASELINES"),
+        rotate_now: on("SCALE_ROTATE_NOW"),
+        scheduled: on("SCALE_SCHEDULED"),
+        restart: on("SCALE_RESTART"),
+    };
     let mut rows = Vec::new();
     for n in ns {
-        rows.push(run_n(n, c, steady, scheduled).await);
+        rows.push(run_n(n, c, steady, &phases).await);
     }
     println!("\nconcurrency {c} (operator --concurrency and the clients)\n");
     println!(
@@ -653,5 +783,36 @@ async fn main() {
             r.n, r.rotation_counts, r.errors
         );
         let _ = r.steady_secs;
+    }
+    if rows.iter().any(|r| r.restart.is_some()) {
+        println!(
+            "\nrestart with N Ready (the operator stopped and started again on the same store)\n"
+        );
+        println!(
+            "| N | list of N SecretRotations | both lists (SecretRotations, synced Secrets) | all re-verified (N reconciles) | ratio to the list | ratio to both lists | Lease held after | reconciles | rotations | writes (Lease aside) | peak RSS |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        for r in &rows {
+            let Some(x) = &r.restart else { continue };
+            println!(
+                "| {} | {} | {} | {} | {:.2}× | {:.2}× | {} | {} | {} | {} | {:.1} MiB |",
+                r.n,
+                secs(x.list),
+                secs(x.list_both),
+                secs(x.reverify),
+                x.reverify.as_secs_f64() / x.list.as_secs_f64(),
+                x.reverify.as_secs_f64() / x.list_both.as_secs_f64(),
+                x.leader_after.map(secs).unwrap_or_else(|| "-".into()),
+                x.reconciles,
+                x.rotations,
+                x.counts.writes,
+                x.hwm_kib as f64 / 1024.0,
+            );
+        }
+        for r in &rows {
+            if let Some(x) = &r.restart {
+                println!("N={} requests after the restart: {}", r.n, show(&x.counts));
+            }
+        }
     }
 }

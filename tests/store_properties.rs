@@ -54,7 +54,7 @@ proptest! {
     fn stage_invariants_hold_under_any_sequence(ops in proptest::collection::vec(op(), 1..40)) {
         runtime().block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let s = EmbeddedStore::open(&dir.path().join("s.redb"), MasterKey::generate().unwrap(), EmbeddedOptions { history_limit: 50 }).unwrap();
+            let s = EmbeddedStore::open(&dir.path().join("s.redb"), MasterKey::generate().unwrap(), EmbeddedOptions { history_limit: 50, ..EmbeddedOptions::default() }).unwrap();
             s.create_secret("p", CreateSecret { name: "x".into(), secret_string: Some(SecretValue::from_str_value("init")), ..Default::default() }).await.unwrap();
             // Model: value of each version, and where each stage points.
             let mut values: Vec<String> = vec!["init".into()];

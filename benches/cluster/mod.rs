@@ -88,13 +88,41 @@ impl Operator {
         )
         .expect("writing the key");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        Operator::start_in(dir, kubeconfig, namespace, lease_ns, concurrency, extra)
+    }
+
+    /// Starts the operator on the store (and key) in `dir`. SCALE_OPERATOR_WRAPPER, when set, is a command
+    /// line the operator runs under (for example `heaptrack -o /tmp/op`).
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        kubeconfig: &str,
+        namespace: &str,
+        lease_ns: &str,
+        concurrency: usize,
+        extra: &[&str],
+    ) -> Operator {
+        let key = dir.path().join("master.key");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let metrics = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.path().join("operator.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("operator.log"))
+            .expect("log");
+        let wrapper = env_or("SCALE_OPERATOR_WRAPPER", "");
+        let mut words = wrapper.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(w) => {
+                let mut c = Command::new(w);
+                c.args(words).arg(env!("CARGO_BIN_EXE_secret-rotator"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_secret-rotator")),
+        };
+        let child = cmd
             .arg("run")
             .arg("--store-path")
             .arg(dir.path().join("store.redb"))
@@ -119,6 +147,20 @@ impl Operator {
             metrics,
             dir,
         }
+    }
+
+    /// Stops the operator (SIGTERM: it gives up its Lease) and starts it again on the same store.
+    pub fn restart(
+        mut self,
+        kubeconfig: &str,
+        namespace: &str,
+        lease_ns: &str,
+        concurrency: usize,
+        extra: &[&str],
+    ) -> Operator {
+        self.terminate();
+        let dir = self.dir;
+        Operator::start_in(dir, kubeconfig, namespace, lease_ns, concurrency, extra)
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -182,13 +224,18 @@ impl Operator {
     }
 
     pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    /// SIGTERM, then waits (30 s at most) for the process to end.
+    pub fn terminate(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        for _ in 0..100 {
+        for _ in 0..300 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
             }

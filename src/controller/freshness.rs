@@ -63,7 +63,8 @@ impl Freshness {
     }
 
     /// Records the Secret a server-side apply returned.
-    pub fn secret_applied(&self, applied: Secret) {
+    pub fn secret_applied(&self, mut applied: Secret) {
+        super::trim_cached(&mut applied);
         if revision(&applied.metadata).is_some() {
             lock(&self.secrets).insert(key(&applied.metadata), Arc::new(applied));
         }

@@ -44,6 +44,9 @@ pub struct StoreArgs {
     /// Embedded store: deprecated versions kept per secret.
     #[arg(long, default_value_t = crate::store::embedded::DEFAULT_HISTORY_LIMIT)]
     pub history_limit: usize,
+    /// Embedded store: MiB of the engine's page cache (the operating system caches the file as well).
+    #[arg(long, default_value_t = crate::store::embedded::DEFAULT_CACHE_BYTES >> 20, env = "SECRET_ROTATOR_STORE_CACHE_MIB")]
+    pub store_cache_mib: usize,
     /// csms store: the endpoint, for example https://kms.ap-southeast-1.myhuaweicloud.com.
     #[arg(long, env = "SECRET_ROTATOR_CSMS_ENDPOINT")]
     pub csms_endpoint: Option<String>,
@@ -81,6 +84,7 @@ impl StoreArgs {
                     key,
                     EmbeddedOptions {
                         history_limit: self.history_limit,
+                        cache_bytes: self.store_cache_mib.saturating_mul(1 << 20),
                     },
                 )?;
                 tracing::info!(path = %path.display(), key_id = %store.key_id(), "opened the embedded store");

@@ -23,8 +23,15 @@ pub(super) fn corrupt(path: &Path, e: impl std::fmt::Display) -> StoreError {
 
 /// Checks the key check value of an existing store without writing to it. `Ok(false)` means the file
 /// needs crash recovery before it can be read (redb refuses a read-only open then).
-pub(super) fn verify_read_only(path: &Path, key: &MasterKey) -> StoreResult<bool> {
-    let db = match redb::ReadOnlyDatabase::open(path) {
+pub(super) fn verify_read_only(
+    path: &Path,
+    key: &MasterKey,
+    cache_bytes: usize,
+) -> StoreResult<bool> {
+    let db = match redb::Builder::new()
+        .set_cache_size(cache_bytes)
+        .open_read_only(path)
+    {
         Ok(db) => db,
         Err(redb::DatabaseError::RepairAborted) => return Ok(false),
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -148,18 +155,22 @@ impl EmbeddedStore {
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
                 .unwrap_or(false);
-        let scanned = !exists || guarded(path, || verify_read_only(path, &key))?;
+        let scanned =
+            !exists || guarded(path, || verify_read_only(path, &key, options.cache_bytes))?;
         // A file that needed crash recovery was not scanned read-only; the engine repairs it here, and the
         // scan follows the repair.
         let (db, authenticated) = guarded(path, || {
             let db = if exists {
-                Database::open(path).map_err(|e| match e {
-                    redb::DatabaseError::DatabaseAlreadyOpen => StoreError::internal(
-                        format!("opening {}", path.display()),
-                        "the store is already open in another process",
-                    ),
-                    e => corrupt(path, e),
-                })?
+                redb::Builder::new()
+                    .set_cache_size(options.cache_bytes)
+                    .open(path)
+                    .map_err(|e| match e {
+                        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::internal(
+                            format!("opening {}", path.display()),
+                            "the store is already open in another process",
+                        ),
+                        e => corrupt(path, e),
+                    })?
             } else {
                 if path.exists() {
                     std::fs::remove_file(path).ctx("removing an empty store file")?;
@@ -167,6 +178,7 @@ impl EmbeddedStore {
                 let file = create_private_file(path)
                     .map_err(|e| StoreError::internal(format!("creating {}", path.display()), e))?;
                 redb::Builder::new()
+                    .set_cache_size(options.cache_bytes)
                     .create_file(file)
                     .map_err(|e| corrupt(path, e))?
             };

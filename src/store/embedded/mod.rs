@@ -46,12 +46,20 @@ pub const DEFAULT_HISTORY_LIMIT: usize = 10;
 pub struct EmbeddedOptions {
     /// Deprecated versions kept per secret; older ones are pruned.
     pub history_limit: usize,
+    /// Bytes of the engine's page cache. redb's own default is 1 GiB, which a store of 10,000 secrets
+    /// fills with pages it rarely reads again (a reconcile reads one secret); the operating system's
+    /// page cache holds the file as well.
+    pub cache_bytes: usize,
 }
+
+/// The engine's page cache by default: 8 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
             history_limit: DEFAULT_HISTORY_LIMIT,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }

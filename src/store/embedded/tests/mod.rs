@@ -341,7 +341,10 @@ async fn deprecated_versions_are_pruned_beyond_the_history_limit() {
     let s = EmbeddedStore::open(
         &dir.path().join("s.redb"),
         key,
-        EmbeddedOptions { history_limit: 3 },
+        EmbeddedOptions {
+            history_limit: 3,
+            ..EmbeddedOptions::default()
+        },
     )
     .unwrap();
     s.create_secret(
