@@ -2,6 +2,11 @@
 //! in-process `serve`, token auth, one request at a time and 8 at a time) as a ratio to the same calls
 //! made on the embedded store directly.
 //!
+//! The floor: a bare axum handler that returns the same bytes `serve` answers show-version with (same
+//! content type and length), served by the same `server::serve` (same HTTP stack, no TLS for both, one
+//! kept-alive connection per client task for both). Issue 18's target: show-version at 0.7 of the
+//! floor or better.
+//!
 //! `cargo bench --bench api` (BENCH_SECONDS per measurement, default 3).
 
 use std::sync::Arc;
@@ -126,7 +131,40 @@ async fn main() {
     tokio::spawn(server::serve(listener, app, None, std::future::pending()));
     let http = reqwest::Client::new();
 
+    // The floor: the same answer, without the store, auth or anything else of serve's.
+    let sample = http
+        .get(format!("{base}/common/versions/latest"))
+        .header("X-Auth-Token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let content_type = sample.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = sample.bytes().await.unwrap();
+    let body_len = body.len();
+    let floor_app = axum::Router::new().route(
+        "/v1/p/secrets/common/versions/latest",
+        axum::routing::get(move || {
+            let (b, ct) = (body.clone(), content_type.clone());
+            async move { ([(axum::http::header::CONTENT_TYPE, ct)], b) }
+        }),
+    );
+    let floor_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let floor_base = format!(
+        "http://{}/v1/p/secrets",
+        floor_listener.local_addr().unwrap()
+    );
+    tokio::spawn(server::serve(
+        floor_listener,
+        floor_app,
+        None,
+        std::future::pending(),
+    ));
+
     let mut rows = Vec::new();
+    let mut floors = Vec::new();
     for parallel in [1usize, 8] {
         let d = direct.clone();
         let show_direct = rate(dur, parallel, move || {
@@ -152,6 +190,22 @@ async fn main() {
         })
         .await;
         rows.push(("show_version", parallel, show_http, show_direct));
+        let (h, b) = (http.clone(), floor_base.clone());
+        let floor = rate(dur, parallel, move || {
+            let (h, b) = (h.clone(), b.clone());
+            Box::pin(async move {
+                let r = h
+                    .get(format!("{b}/common/versions/latest"))
+                    .header("X-Auth-Token", TOKEN)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+                r.bytes().await.unwrap();
+            })
+        })
+        .await;
+        floors.push((parallel, show_http, floor));
         if parallel == 1 {
             // Rotations of one secret are serialised by the store: measure them one at a time.
             let (d, t) = (direct.clone(), target.clone());
@@ -198,6 +252,19 @@ async fn main() {
         println!(
             "  {call:<13} {parallel:>8} {http:>14.0} {direct:>14.0} {:>8.3}",
             http / direct
+        );
+    }
+    println!(
+        "\n  show_version against the floor (a bare axum handler, same {body_len}-byte body, same stack)"
+    );
+    println!(
+        "  {:>8} {:>14} {:>14} {:>8}",
+        "parallel", "serve req/s", "floor req/s", "ratio"
+    );
+    for (parallel, served, floor) in floors {
+        println!(
+            "  {parallel:>8} {served:>14.0} {floor:>14.0} {:>8.3}",
+            served / floor
         );
     }
 }

@@ -352,6 +352,9 @@ struct Row {
     rotation_counts: Vec<u64>,
     errors: f64,
     restart: Option<Restart>,
+    /// The operator's CPU seconds until all were Ready, and over all phases before the restart.
+    cpu_ready: f64,
+    cpu_total: f64,
 }
 
 /// Which phases run (all by default; SCALE_BASELINES=0, SCALE_ROTATE_NOW=0, SCALE_SCHEDULED=0 and
@@ -445,6 +448,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, phases: &Phases) -> Row {
     let create = start.elapsed();
     wait_all(&reader, n, "all Ready", Duration::from_secs(1800), ready).await;
     let to_ready = start.elapsed();
+    let cpu_ready = op.cpu_secs();
     settle(&audit, a0, &user, Duration::from_secs(3)).await;
     let (reqs, a1) = audit_since(&audit, a0, &user);
     let initial = count(&reqs);
@@ -595,6 +599,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, phases: &Phases) -> Row {
         .await
         .unwrap_or(0.0);
     let (hwm_kib, rss_kib) = op.memory();
+    let cpu_total = op.cpu_secs();
 
     // Restart with N Ready: the time to re-verify each (N reconciles) against a plain watch's list.
     let restart = if phases.restart {
@@ -697,6 +702,8 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, phases: &Phases) -> Row {
         rotation_counts,
         errors,
         restart,
+        cpu_ready,
+        cpu_total,
     }
 }
 
@@ -778,6 +785,13 @@ async fn main() {
         if let Some((_, c, _)) = &r.scheduled {
             println!("N={} requests for the scheduled rotation: {}", r.n, show(c));
         }
+        println!(
+            "N={} operator CPU: {:.1} s until all Ready ({:.2} ms per resource), {:.1} s over all phases",
+            r.n,
+            r.cpu_ready,
+            r.cpu_ready * 1000.0 / r.n as f64,
+            r.cpu_total
+        );
         println!(
             "N={} successful rotations per phase (creation, rotate-now, scheduled): {:?}; reconcile errors: {}",
             r.n, r.rotation_counts, r.errors

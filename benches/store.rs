@@ -3,14 +3,21 @@
 //!   small insert per committed redb transaction, same file system);
 //! - SYSCURRENT reads per second, against raw AES-256-GCM decryption of a value of the same size.
 //!
-//! `cargo bench --bench store` (set BENCH_SECONDS to change the time per measurement, default 3).
+//! - per call of what a reconcile asks the store, at 100, 10,000 and 100,000 secrets (half COMMON with
+//!   three versions, half database secrets rotated twice, so with versions and tasks): the time should
+//!   not grow with the store (issue 18); and the time to open the store at each size.
+//!
+//! `cargo bench --bench store` (BENCH_SECONDS: time per rate measurement, default 3; STORE_SIZES: the
+//! sizes, default "100 10000 100000"; STORE_CALLS: calls per per-call figure, default 2000).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redb::{Database, TableDefinition};
 use secret_rotator::secret_value::SecretValue;
 use secret_rotator::store::embedded::crypto::{self, MasterKey};
 use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator::store::target::{MemoryTarget, PasswordTarget};
 use secret_rotator::store::*;
 
 const VALUE_LEN: usize = 32;
@@ -23,6 +30,207 @@ fn per_second(dur: Duration, mut f: impl FnMut(u64)) -> f64 {
         n += 1;
     }
     n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn db_secret(name: &str) -> CreateSecret {
+    CreateSecret {
+        name: name.to_owned(),
+        secret_type: Some("RDS-FG".to_owned()),
+        secret_string: Some(
+            DatabaseCredential {
+                username: format!("u_{name}"),
+                password: "initial-password-0123456789".to_owned(),
+            }
+            .to_value(),
+        ),
+        rotation_config: Some(r#"{"InstanceId":"i1","SecretSubType":"SingleUser"}"#.to_owned()),
+        ..CreateSecret::default()
+    }
+}
+
+fn common_secret(name: &str) -> CreateSecret {
+    CreateSecret {
+        name: name.to_owned(),
+        secret_string: Some(SecretValue::from_str_value(&"c".repeat(VALUE_LEN))),
+        ..CreateSecret::default()
+    }
+}
+
+fn new_value() -> CreateVersion {
+    CreateVersion {
+        secret_string: Some(SecretValue::from_str_value(&"v".repeat(VALUE_LEN))),
+        ..CreateVersion::default()
+    }
+}
+
+/// Secret `i` of a store of `n`: even ones COMMON, odd ones database secrets.
+fn secret_name(i: usize) -> String {
+    format!("s{i:07}")
+}
+
+/// Fills a store with `n` secrets (commits not synced: a bulk load), then closes it.
+async fn fill(path: &std::path::Path, key: &MasterKey, n: usize, target: &Arc<MemoryTarget>) {
+    let store = EmbeddedStore::open(
+        path,
+        MasterKey::from_base64(&key.to_base64(), "bench").unwrap(),
+        EmbeddedOptions {
+            bulk_load: true,
+            ..EmbeddedOptions::default()
+        },
+    )
+    .unwrap();
+    for i in 0..n {
+        let name = secret_name(i);
+        if i % 2 == 0 {
+            store
+                .create_secret("p", common_secret(&name))
+                .await
+                .unwrap();
+            for _ in 0..2 {
+                store.create_version("p", &name, new_value()).await.unwrap();
+            }
+        } else {
+            store.create_secret("p", db_secret(&name)).await.unwrap();
+            target.set(
+                &format!("u_{name}"),
+                SecretValue::from_str_value("initial-password-0123456789"),
+            );
+            for _ in 0..2 {
+                store.rotate("p", &name, with_target(target)).await.unwrap();
+            }
+        }
+    }
+}
+
+fn with_target(t: &Arc<MemoryTarget>) -> RotateOptions {
+    RotateOptions {
+        target: Some(t.clone() as Arc<dyn PasswordTarget>),
+        policy: None,
+    }
+}
+
+/// Mean microseconds per call of `f` over `calls` calls, on secrets spread over the store.
+async fn per_call<F, Fut>(calls: usize, n: usize, mut f: F) -> f64
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    // A fixed stride through the names: every part of the key space, no two calls on one secret in a row.
+    let stride = (n / 7).max(1) | 1;
+    let start = Instant::now();
+    for k in 0..calls {
+        f(secret_name((k * stride + 1) % n)).await;
+    }
+    start.elapsed().as_secs_f64() * 1e6 / calls as f64
+}
+
+struct SizeRow {
+    n: usize,
+    file_mib: f64,
+    fill: Duration,
+    open: Duration,
+    calls: Vec<(&'static str, f64)>,
+}
+
+async fn at_size(n: usize, calls: usize) -> SizeRow {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let key = MasterKey::generate().unwrap();
+    let target = Arc::new(MemoryTarget::default());
+    let t = Instant::now();
+    fill(&path, &key, n, &target).await;
+    let fill_time = t.elapsed();
+    let file_mib = std::fs::metadata(&path).unwrap().len() as f64 / 1048576.0;
+    // The open the operator makes: the whole file is checked (every record decoded, MACs verified).
+    let t = Instant::now();
+    let store = EmbeddedStore::open(
+        &path,
+        MasterKey::from_base64(&key.to_base64(), "bench").unwrap(),
+        EmbeddedOptions::default(),
+    )
+    .unwrap();
+    let open = t.elapsed();
+    let mut out = Vec::new();
+    let s = &store;
+    out.push((
+        "show_secret",
+        per_call(calls, n, |name| async move {
+            s.show_secret("p", &name).await.unwrap();
+        })
+        .await,
+    ));
+    out.push((
+        "show_version_by_stage SYSCURRENT",
+        per_call(calls, n, |name| async move {
+            s.show_version_by_stage("p", &name, SYSCURRENT)
+                .await
+                .unwrap();
+        })
+        .await,
+    ));
+    out.push((
+        "list_versions (20)",
+        per_call(calls, n, |name| async move {
+            s.list_versions("p", &name, Some(20), None).await.unwrap();
+        })
+        .await,
+    ));
+    out.push((
+        "list_tasks (one secret, SUCCESS, 1)",
+        per_call(calls, n, |name| async move {
+            s.list_tasks(
+                "p",
+                TaskFilter {
+                    secret_name: Some(name),
+                    status: Some(TaskStatus::Success),
+                    limit: Some(1),
+                    ..TaskFilter::default()
+                },
+            )
+            .await
+            .unwrap();
+        })
+        .await,
+    ));
+    // Durable writes: fewer calls (each waits for the disk).
+    let writes = (calls / 10).max(20);
+    out.push((
+        "create_version (durable)",
+        per_call(writes, n, |name| async move {
+            s.create_version("p", &name, new_value()).await.unwrap();
+        })
+        .await,
+    ));
+    let tg = &target;
+    out.push((
+        "rotate, database secret (durable)",
+        per_call(writes, n, |name| async move {
+            // Odd names are the database secrets.
+            let i: usize = name[1..].parse().unwrap();
+            let name = secret_name(if i % 2 == 1 { i } else { (i + 1) % n });
+            s.rotate("p", &name, with_target(tg)).await.unwrap();
+        })
+        .await,
+    ));
+    let mut k = 0usize;
+    let t = Instant::now();
+    for _ in 0..writes {
+        k += 1;
+        s.create_secret("p", common_secret(&format!("new{k:07}")))
+            .await
+            .unwrap();
+    }
+    out.push((
+        "create_secret (durable)",
+        t.elapsed().as_secs_f64() * 1e6 / writes as f64,
+    ));
+    SizeRow {
+        n,
+        file_mib,
+        fill: fill_time,
+        open,
+        calls: out,
+    }
 }
 
 fn main() {
@@ -107,4 +315,49 @@ fn main() {
         "  SYSCURRENT reads/s                {reads:>12.0}   ratio to raw decryption: {:.4}",
         reads / raw_decrypts
     );
+
+    let sizes: Vec<usize> = std::env::var("STORE_SIZES")
+        .unwrap_or_else(|_| "100 10000 100000".into())
+        .split_whitespace()
+        .map(|s| s.parse().expect("STORE_SIZES: numbers"))
+        .collect();
+    let calls: usize = std::env::var("STORE_CALLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let rows: Vec<SizeRow> = sizes
+        .iter()
+        .map(|&n| {
+            eprintln!("filling a store of {n} secrets");
+            rt.block_on(at_size(n, calls))
+        })
+        .collect();
+    println!(
+        "\nper call, microseconds (reads: {calls} calls; durable writes: {} calls)\n",
+        (calls / 10).max(20)
+    );
+    let head: Vec<String> = rows.iter().map(|r| format!("{} secrets", r.n)).collect();
+    println!("| call | {} | ratio largest / smallest |", head.join(" | "));
+    println!("|---|{}---|", "---|".repeat(rows.len()));
+    for (i, (name, _)) in rows[0].calls.iter().enumerate() {
+        let v: Vec<f64> = rows.iter().map(|r| r.calls[i].1).collect();
+        let cells: Vec<String> = v.iter().map(|x| format!("{x:.1}")).collect();
+        println!(
+            "| {name} | {} | {:.2} |",
+            cells.join(" | "),
+            v[v.len() - 1] / v[0]
+        );
+    }
+    println!("\n| secrets | file | bulk fill | open (every record checked) | open per secret |");
+    println!("|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.1} MiB | {:.1} s | {:.3} s | {:.1} µs |",
+            r.n,
+            r.file_mib,
+            r.fill.as_secs_f64(),
+            r.open.as_secs_f64(),
+            r.open.as_secs_f64() * 1e6 / r.n as f64
+        );
+    }
 }

@@ -85,6 +85,7 @@ impl StoreArgs {
                     EmbeddedOptions {
                         history_limit: self.history_limit,
                         cache_bytes: self.store_cache_mib.saturating_mul(1 << 20),
+                        ..EmbeddedOptions::default()
                     },
                 )?;
                 tracing::info!(path = %path.display(), key_id = %store.key_id(), "opened the embedded store");

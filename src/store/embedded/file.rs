@@ -215,7 +215,7 @@ impl EmbeddedStore {
         })?;
         let store = EmbeddedStore {
             inner: Arc::new(Inner {
-                db: Db(Some(db)),
+                db: Db(Some(db), options.bulk_load),
                 record_key: record_mac::record_key(&key),
                 key,
                 path: path.to_owned(),

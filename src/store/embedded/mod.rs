@@ -50,6 +50,10 @@ pub struct EmbeddedOptions {
     /// fills with pages it rarely reads again (a reconcile reads one secret); the operating system's
     /// page cache holds the file as well.
     pub cache_bytes: usize,
+    /// Commits without waiting for the disk. Only for benchmarks that fill a store with generated
+    /// secrets (a crash loses what was written since the last durable commit); no flag reaches it.
+    #[doc(hidden)]
+    pub bulk_load: bool,
 }
 
 /// The engine's page cache by default: 8 MiB.
@@ -60,6 +64,7 @@ impl Default for EmbeddedOptions {
         EmbeddedOptions {
             history_limit: DEFAULT_HISTORY_LIMIT,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            bulk_load: false,
         }
     }
 }
@@ -76,7 +81,7 @@ struct Inner {
 
 /// The redb database, closed under `catch_unwind`: redb asserts on some damaged files while it closes them
 /// (its allocator state is rewritten at close), and a store must not take the process down on drop.
-struct Db(Option<Database>);
+struct Db(Option<Database>, bool);
 
 /// Why the database could not start a transaction.
 #[derive(Debug, thiserror::Error)]
@@ -85,11 +90,17 @@ enum DbError {
     Transaction(#[from] redb::TransactionError),
     #[error("the store is closed")]
     Closed,
+    #[error(transparent)]
+    Durability(#[from] redb::SetDurabilityError),
 }
 
 impl Db {
     fn begin_write(&self) -> Result<WriteTransaction, DbError> {
-        Ok(self.0.as_ref().ok_or(DbError::Closed)?.begin_write()?)
+        let mut txn = self.0.as_ref().ok_or(DbError::Closed)?.begin_write()?;
+        if self.1 {
+            txn.set_durability(redb::Durability::None)?;
+        }
+        Ok(txn)
     }
 
     fn begin_read(&self) -> Result<redb::ReadTransaction, DbError> {
@@ -99,6 +110,18 @@ impl Db {
 
 impl Drop for Db {
     fn drop(&mut self) {
+        // After a bulk load, one durable commit makes everything before it durable.
+        if self.1
+            && let Some(db) = self.0.as_ref()
+        {
+            let done = db
+                .begin_write()
+                .map_err(|e| e.to_string())
+                .and_then(|t| t.commit().map_err(|e| e.to_string()));
+            if let Err(e) = done {
+                warn!(error = %e, "the last commit of a bulk load failed");
+            }
+        }
         if let Some(db) = self.0.take()
             && std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db))).is_err()
         {
