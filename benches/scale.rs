@@ -17,7 +17,16 @@
 //! Variables: SCALE_KUBECONFIG (admin), SCALE_OPERATOR_KUBECONFIG, SCALE_OPERATOR_USER (the identity the
 //! operator's requests carry in the audit log), SCALE_AUDIT_LOG, SCALE_LEASE_NAMESPACE; optional SCALE_N
 //! (default "100 1000"), SCALE_CONCURRENCY (default 4, the operator's default), SCALE_STEADY_SECS
-//! (default 120), SCALE_SCHEDULED (default 1; 0 skips the cron phase, which waits for a minute boundary).
+//! (default 120), SCALE_SCHEDULED (default 1; 0 skips the cron phase, which waits for a minute boundary),
+//! SCALE_BASELINES, SCALE_ROTATE_NOW, SCALE_RESTART, SCALE_FAILOVER (default 1 each; 0 skips that phase),
+//! SCALE_OPERATOR_WRAPPER (a command the operator runs under, such as `heaptrack -o FILE`; the operator is
+//! then that command's child, so the bench's memory and CPU figures are the wrapper's, and a killed wrapper
+//! may leave the operator running).
+//!
+//! Then the restart: the operator stopped (SIGTERM) and started again on the same store with N Ready;
+//! the time until it has reconciled each once, against a plain watch's list of the N; its requests (no
+//! writes but the Lease) and rotations (none). And the leader failover: two replicas on the csms backend
+//! against a `serve`, the leader killed (SIGKILL); the same counts for the standby.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
@@ -287,7 +296,48 @@ async fn two_writes(srs: &Api<SecretRotation>, secrets: &Api<Secret>, sr: &Secre
 /// The baseline client, `c` objects at a time. Without `with_create`: only the two writes, on
 /// SecretRotations created beforehand (untimed). With it: each object is created, then given its two
 /// writes — the creations the operator's run also contains.
-async fn baseline(admin: &Client, n: usize, c: usize, with_create: bool) -> Duration {
+/// The event the operator publishes for a new resource.
+async fn event(admin: &Client, sr: &SecretRotation) {
+    let ns = sr.namespace().unwrap_or_default();
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), &ns);
+    let now = jiff::Timestamp::now();
+    let ev = k8s_openapi::api::events::v1::Event {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{}.{:x}", sr.name_any(), now.as_nanosecond())),
+            namespace: Some(ns),
+            ..Default::default()
+        },
+        event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            now,
+        )),
+        action: Some("Sync".into()),
+        reason: Some("Synced".into()),
+        note: Some("baseline".into()),
+        type_: Some("Normal".into()),
+        reporting_controller: Some("bench-baseline".into()),
+        reporting_instance: Some("bench-baseline".into()),
+        regarding: Some(kube::Resource::object_ref(sr, &())),
+        ..Default::default()
+    };
+    events
+        .create(&PostParams::default(), &ev)
+        .await
+        .expect("baseline: creating an event");
+}
+
+/// What a baseline client makes per object.
+#[derive(Clone, Copy, PartialEq)]
+enum Requests {
+    /// Only the two writes, on SecretRotations created beforehand (untimed).
+    Writes,
+    /// The creation, then the two writes.
+    CreateAndWrites,
+    /// The operator's own set: the creation, the Secret GET, the two writes and an event.
+    Same,
+}
+
+async fn baseline(admin: &Client, n: usize, c: usize, requests: Requests) -> Duration {
+    let with_create = requests != Requests::Writes;
     let ns = new_namespace(admin, "bench-base").await;
     let srs: Api<SecretRotation> = Api::namespaced(admin.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
@@ -323,7 +373,16 @@ async fn baseline(admin: &Client, n: usize, c: usize, with_create: bool) -> Dura
                 Some(m) => m.await,
                 None => created[&i].clone(),
             };
+            if requests == Requests::Same {
+                let _ = secrets
+                    .get_opt(&sr.synced_secret_name())
+                    .await
+                    .expect("baseline: reading the Secret");
+            }
             two_writes(&srs, &secrets, &sr).await;
+            if requests == Requests::Same {
+                event(&admin, &sr).await;
+            }
         }
     })
     .await;
@@ -338,6 +397,8 @@ struct Row {
     n: usize,
     baseline: Duration,
     baseline_with_create: Duration,
+    /// A client making the operator's own requests (creation, Secret GET, two writes, event).
+    baseline_same: Duration,
     create: Duration,
     to_ready: Duration,
     initial: Counts,
@@ -357,6 +418,252 @@ struct Row {
     cpu_total: f64,
 }
 
+/// The leader failover: two replicas on the csms backend against a `serve`, the leader killed.
+struct Failover {
+    /// A plain watch's list of the N SecretRotations (the baseline).
+    list: Duration,
+    /// From the kill until the standby held the Lease (the Lease must expire first: it was not given up).
+    lease_after: Duration,
+    /// From the standby's leadership until it had reconciled N times.
+    reverify: Duration,
+    counts: Counts,
+    rotations: u64,
+    reconciles: f64,
+    /// Until all were Ready on the first leader (csms through serve), for reference.
+    to_ready: Duration,
+}
+
+/// A `secret-rotator serve` on an embedded store, for the csms backend.
+struct Serve {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SERVE_TOKEN: &str = "bench-serve-token-0123456789abcdef";
+
+fn start_serve(dir: &Path) -> Serve {
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("serve.key");
+    std::fs::write(
+        &key,
+        secret_rotator::store::embedded::crypto::MasterKey::generate()
+            .expect("key")
+            .to_base64(),
+    )
+    .expect("writing the key");
+    let auth = dir.join("serve-auth.yaml");
+    std::fs::write(
+        &auth,
+        format!("tokens:\n- token: {SERVE_TOKEN}\n  projects: [p]\n"),
+    )
+    .expect("writing serve's auth file");
+    for f in [&key, &auth] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_secret-rotator"))
+        .arg("serve")
+        .arg("--store-path")
+        .arg(dir.join("serve.redb"))
+        .arg("--master-key-file")
+        .arg(&key)
+        .arg("--auth-file")
+        .arg(&auth)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("serve.log")).expect("serve log"))
+        .spawn()
+        .expect("starting serve");
+    Serve {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn failover(n: usize, c: usize) -> Failover {
+    use std::os::unix::fs::PermissionsExt;
+    let admin = client_for(&env("SCALE_KUBECONFIG")).await;
+    let op_kubeconfig = env("SCALE_OPERATOR_KUBECONFIG");
+    let user = env("SCALE_OPERATOR_USER");
+    let audit = PathBuf::from(env("SCALE_AUDIT_LOG"));
+    let lease_ns = env("SCALE_LEASE_NAMESPACE");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serve = start_serve(dir.path());
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        if http.get(&serve.base).send().await.is_ok() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "serve did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ns = new_namespace(&admin, "bench-failover").await;
+    eprintln!("N={n} failover: creating {n} secrets in serve");
+    let url = format!("{}/v1/p/secrets", serve.base);
+    each(n, c, |i| {
+        let (http, url, ns) = (http.clone(), url.clone(), ns.clone());
+        async move {
+            let r = http
+                .post(&url)
+                .header("X-Auth-Token", SERVE_TOKEN)
+                // A SecretRotation's store secret is `<namespace>.<name>` unless it names one.
+                .json(&serde_json::json!({"name": format!("{ns}.{}", name(i)), "secret_string": format!("initial-{i}-0123456789abcdef")}))
+                .send()
+                .await
+                .expect("creating a secret in serve");
+            assert!(r.status().is_success(), "serve: {}", r.status());
+        }
+    })
+    .await;
+    let auth = dir.path().join("csms-auth.yaml");
+    let hmac = dir.path().join("hmac.key");
+    std::fs::write(&auth, format!("token: {SERVE_TOKEN}\n")).expect("auth");
+    std::fs::write(&hmac, rand::random::<[u8; 32]>()).expect("hmac key");
+    for f in [&auth, &hmac] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let endpoint = serve.base.clone();
+    let auth_s = auth.display().to_string();
+    let hmac_s = hmac.display().to_string();
+    let extra = [
+        "--store",
+        "csms",
+        "--csms-endpoint",
+        endpoint.as_str(),
+        "--csms-auth-file",
+        auth_s.as_str(),
+        "--hmac-key-file",
+        hmac_s.as_str(),
+        "--csms-project-id",
+        "p",
+    ];
+    let srs: Api<SecretRotation> = Api::namespaced(admin.clone(), &ns);
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(srs.clone(), watcher::Config::default()))
+        .applied_objects()
+        .try_for_each(|_| futures::future::ready(Ok(())));
+    let watch = tokio::spawn(async move {
+        let _ = stream.await;
+    });
+    reader.wait_until_ready().await.expect("the bench's watch");
+    let first = Operator::start(&op_kubeconfig, &ns, &lease_ns, c, &extra);
+    first.wait_ready().await;
+    let second = Operator::start(&op_kubeconfig, &ns, &lease_ns, c, &extra);
+    second.wait_ready().await;
+    // Until one leads.
+    let start = Instant::now();
+    let (mut leader, standby) = loop {
+        if first.metric("secret_rotator_leader").await == Some(1.0) {
+            break (first, second);
+        }
+        if second.metric("secret_rotator_leader").await == Some(1.0) {
+            break (second, first);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no replica took the Lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("N={n} failover: creating {n} SecretRotations (csms backend)");
+    let start = Instant::now();
+    each(n, c, |i| {
+        let srs = srs.clone();
+        async move {
+            srs.create(&PostParams::default(), &sr_object(&name(i), "30d"))
+                .await
+                .expect("creating a SecretRotation");
+        }
+    })
+    .await;
+    wait_all(
+        &reader,
+        n,
+        "all Ready (csms)",
+        Duration::from_secs(1800),
+        ready,
+    )
+    .await;
+    let to_ready = start.elapsed();
+    settle(&audit, audit_len(&audit), &user, Duration::from_secs(3)).await;
+    let list = list_time(srs.clone(), watcher::Config::default()).await;
+    assert_eq!(
+        standby
+            .metric("secret_rotator_reconciles_total")
+            .await
+            .unwrap_or(0.0),
+        0.0,
+        "the standby reconciled before it led"
+    );
+    eprintln!("N={n} failover: all Ready in {to_ready:?}; killing the leader");
+    let a0 = audit_len(&audit);
+    let _ = leader.child.kill();
+    let _ = leader.child.wait();
+    let killed = Instant::now();
+    let mut lease_after = None;
+    let reverify = loop {
+        if lease_after.is_none() && standby.metric("secret_rotator_leader").await == Some(1.0) {
+            lease_after = Some(killed.elapsed());
+        }
+        let done = standby
+            .metric("secret_rotator_reconciles_total")
+            .await
+            .unwrap_or(0.0);
+        if done >= n as f64 {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(1800),
+            "the standby reconciled {done} of {n} in 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let lease_after = lease_after.unwrap_or(reverify);
+    settle(&audit, a0, &user, Duration::from_secs(5)).await;
+    let (reqs, _) = audit_since(&audit, a0, &user);
+    let counts = count(&reqs);
+    let rotations = standby.rotations().await;
+    let reconciles = standby
+        .metric("secret_rotator_reconciles_total")
+        .await
+        .unwrap_or(0.0);
+    eprintln!(
+        "N={n} failover: the standby led {lease_after:?} after the kill, all re-verified {reverify:?} after it; {reconciles} reconciles, {rotations} rotations; {}",
+        show(&counts)
+    );
+    standby.stop();
+    watch.abort();
+    drop(serve);
+    let _ = Api::<Namespace>::all(admin.clone())
+        .delete(&ns, &DeleteParams::default())
+        .await;
+    Failover {
+        list,
+        lease_after,
+        reverify: reverify - lease_after,
+        counts,
+        rotations,
+        reconciles,
+        to_ready,
+    }
+}
+
 /// Which phases run (all by default; SCALE_BASELINES=0, SCALE_ROTATE_NOW=0, SCALE_SCHEDULED=0 and
 /// SCALE_RESTART=0 leave one out, for a quick look or a memory profile).
 struct Phases {
@@ -364,6 +671,7 @@ struct Phases {
     rotate_now: bool,
     scheduled: bool,
     restart: bool,
+    failover: bool,
 }
 
 /// The restart with N Ready resources: the operator stopped (it gives up its Lease) and started again on the
@@ -406,14 +714,15 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, phases: &Phases) -> Row {
     let audit = PathBuf::from(env("SCALE_AUDIT_LOG"));
     let lease_ns = env("SCALE_LEASE_NAMESPACE");
 
-    let (baseline_with_create, baseline) = if phases.baselines {
+    let (baseline_with_create, baseline, baseline_same) = if phases.baselines {
         eprintln!("N={n}: baselines");
         (
-            baseline(&admin, n, c, true).await,
-            baseline(&admin, n, c, false).await,
+            baseline(&admin, n, c, Requests::CreateAndWrites).await,
+            baseline(&admin, n, c, Requests::Writes).await,
+            baseline(&admin, n, c, Requests::Same).await,
         )
     } else {
-        (Duration::ZERO, Duration::ZERO)
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO)
     };
 
     let ns = new_namespace(&admin, "bench").await;
@@ -689,6 +998,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, phases: &Phases) -> Row {
         n,
         baseline,
         baseline_with_create,
+        baseline_same,
         create,
         to_ready,
         initial,
@@ -730,16 +1040,21 @@ async fn main() {
         rotate_now: on("SCALE_ROTATE_NOW"),
         scheduled: on("SCALE_SCHEDULED"),
         restart: on("SCALE_RESTART"),
+        failover: on("SCALE_FAILOVER"),
     };
     let mut rows = Vec::new();
+    let mut failovers = Vec::new();
     for n in ns {
         rows.push(run_n(n, c, steady, &phases).await);
+        if phases.failover {
+            failovers.push((n, failover(n, c).await));
+        }
     }
     println!("\nconcurrency {c} (operator --concurrency and the clients)\n");
     println!(
-        "| N | baseline: 2N writes | create burst | all Ready | ratio | baseline: N creates + 2N writes | ratio | writes/rotation | events | steady writes ({steady}s) | rotate-now all | writes/rotation | scheduled all | max in flight | peak RSS |"
+        "| N | baseline: 2N writes | create burst | all Ready | ratio | baseline: N creates + 2N writes | ratio | baseline: the operator's requests | ratio | writes/rotation | events | steady writes ({steady}s) | rotate-now all | writes/rotation | scheduled all | max in flight | peak RSS |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let (sched, max) = match &r.scheduled {
             Some((d, cnt, m)) => (
@@ -749,7 +1064,7 @@ async fn main() {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "| {} | {} | {} | {} | {:.2}× | {} | {:.2}× | {:.2} | {} | {} (+{} lease) | {} | {:.2} | {} | {} | {:.1} MiB (now {:.1}) |",
+            "| {} | {} | {} | {} | {:.2}× | {} | {:.2}× | {} | {:.2}× | {:.2} | {} | {} (+{} lease) | {} | {:.2} | {} | {} | {:.1} MiB (now {:.1}) |",
             r.n,
             secs(r.baseline),
             secs(r.create),
@@ -757,6 +1072,8 @@ async fn main() {
             r.to_ready.as_secs_f64() / r.baseline.as_secs_f64(),
             secs(r.baseline_with_create),
             r.to_ready.as_secs_f64() / r.baseline_with_create.as_secs_f64(),
+            secs(r.baseline_same),
+            r.to_ready.as_secs_f64() / r.baseline_same.as_secs_f64(),
             r.initial.writes as f64 / r.n as f64,
             r.initial.events,
             r.steady.writes,
@@ -827,6 +1144,31 @@ async fn main() {
             if let Some(x) = &r.restart {
                 println!("N={} requests after the restart: {}", r.n, show(&x.counts));
             }
+        }
+    }
+    if !failovers.is_empty() {
+        println!(
+            "\nleader failover (two replicas, csms backend against serve; the leader killed with SIGKILL)\n"
+        );
+        println!(
+            "| N | all Ready on the first leader | list of N SecretRotations | Lease taken after the kill | then all re-verified (N reconciles) | ratio to the list | reconciles | rotations | writes (Lease aside) |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (n, f) in &failovers {
+            println!(
+                "| {n} | {} | {} | {} | {} | {:.2}× | {} | {} | {} |",
+                secs(f.to_ready),
+                secs(f.list),
+                secs(f.lease_after),
+                secs(f.reverify),
+                f.reverify.as_secs_f64() / f.list.as_secs_f64(),
+                f.reconciles,
+                f.rotations,
+                f.counts.writes
+            );
+        }
+        for (n, f) in &failovers {
+            println!("N={n} requests after the failover: {}", show(&f.counts));
         }
     }
 }

@@ -198,6 +198,12 @@ pub async fn run(
     // its last apply, so that the reconcile it wakes sees the Secret missing.
     let fresh = ctx.clone();
     let SecretCacheWriter { writer, listed } = secrets_writer;
+    // Until the first list of the synced Secrets is complete, its objects wake nothing: every
+    // SecretRotation is reconciled once for the first list of SecretRotations, and each reconcile waits
+    // for this list before it reads a Secret. Waking it again for its Secret would reconcile it twice
+    // after each start. A later re-list (after the watch lost its place) wakes as usual, since changes
+    // made meanwhile must be looked at.
+    let mut first_list = true;
     let secret_events = reflector::reflector(
         writer,
         watcher(
@@ -210,17 +216,23 @@ pub async fn run(
         .default_backoff()
         .modify(trim_cached),
     )
-    .map_ok(move |ev| {
-        match &ev {
-            watcher::Event::Delete(s) => fresh.freshness.secret_gone(&s.metadata),
-            watcher::Event::InitDone => {
-                listed.send_replace(true);
+    .try_filter_map(move |ev| {
+        let woken = match ev {
+            watcher::Event::Delete(s) => {
+                fresh.freshness.secret_gone(&s.metadata);
+                Some(s)
             }
-            _ => {}
-        }
-        ev
-    })
-    .touched_objects();
+            watcher::Event::Apply(s) => Some(s),
+            watcher::Event::InitApply(s) => (!first_list).then_some(s),
+            watcher::Event::InitDone => {
+                first_list = false;
+                listed.send_replace(true);
+                None
+            }
+            watcher::Event::Init => None,
+        };
+        futures::future::ready(Ok(woken))
+    });
     // The SecretRotations, cached as the reconcile reads them (without the fields it never reads).
     let (rotations_cache, rotations_writer) = reflector::store();
     let rotation_events = reflector::reflector(
