@@ -381,7 +381,7 @@ async fn baseline(admin: &Client, n: usize, c: usize, requests: Requests) -> Dur
             }
             two_writes(&srs, &secrets, &sr).await;
             if requests == Requests::Same {
-                event(&admin, &sr).await;
+                event(admin, &sr).await;
             }
         }
     })
