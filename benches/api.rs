@@ -98,7 +98,10 @@ async fn main() {
         .unwrap(),
     );
     seed(&direct).await;
-    let target: Arc<dyn PasswordTarget> = Arc::new(MemoryTarget::default());
+    // The account as seeded (the rotation's precheck logs in with the current password first).
+    let memory = MemoryTarget::default();
+    memory.set("app", SecretValue::from_str_value("pw"));
+    let target: Arc<dyn PasswordTarget> = Arc::new(memory);
 
     // The same calls over HTTP to another store behind serve.
     let served = Arc::new(

@@ -296,6 +296,21 @@ async fn two_writes(srs: &Api<SecretRotation>, secrets: &Api<Secret>, sr: &Secre
 /// The baseline client, `c` objects at a time. Without `with_create`: only the two writes, on
 /// SecretRotations created beforehand (untimed). With it: each object is created, then given its two
 /// writes — the creations the operator's run also contains.
+/// Deletes a namespace and waits until it is gone: the namespace controller deletes its objects one
+/// by one through the same apiserver, and a measurement running meanwhile would share it with that.
+async fn delete_namespace(admin: &Client, ns: &str) {
+    let api = Api::<Namespace>::all(admin.clone());
+    let _ = api.delete(ns, &DeleteParams::default()).await;
+    let start = Instant::now();
+    while api.get_opt(ns).await.ok().flatten().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(1200),
+            "namespace {ns} was not gone after 20 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// The event the operator publishes for a new resource.
 async fn event(admin: &Client, sr: &SecretRotation) {
     let ns = sr.namespace().unwrap_or_default();
@@ -387,9 +402,7 @@ async fn baseline(admin: &Client, n: usize, c: usize, requests: Requests) -> Dur
     })
     .await;
     let took = start.elapsed();
-    let _ = Api::<Namespace>::all(admin.clone())
-        .delete(&ns, &DeleteParams::default())
-        .await;
+    delete_namespace(admin, &ns).await;
     took
 }
 
@@ -650,9 +663,7 @@ async fn failover(n: usize, c: usize) -> Failover {
     standby.stop();
     watch.abort();
     drop(serve);
-    let _ = Api::<Namespace>::all(admin.clone())
-        .delete(&ns, &DeleteParams::default())
-        .await;
+    delete_namespace(&admin, &ns).await;
     Failover {
         list,
         lease_after,
@@ -829,8 +840,10 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, phases: &Phases) -> Row {
     // All fall due together on one cron tick.
     let scheduled = if phases.scheduled {
         let now = jiff::Timestamp::now();
-        // A minute boundary at least 60 s away, so that the spec changes land first.
-        let tick_secs = (now.as_second() / 60 + 2) * 60;
+        // A minute boundary far enough away for the spec changes and the operator's status writes to land
+        // first: 60 s plus 25 ms per resource (about 250 s at N = 10,000).
+        let margin = 60 + (n as i64) / 40;
+        let tick_secs = ((now.as_second() + margin) / 60 + 1) * 60;
         let tick = jiff::Timestamp::from_second(tick_secs).expect("a timestamp");
         let dt = tick.to_zoned(jiff::tz::TimeZone::UTC);
         let schedule = format!("{} {} * * *", dt.minute(), dt.hour());
@@ -991,9 +1004,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, phases: &Phases) -> Row {
     }
     op.stop();
     watch.abort();
-    let _ = Api::<Namespace>::all(admin.clone())
-        .delete(&ns, &DeleteParams::default())
-        .await;
+    delete_namespace(&admin, &ns).await;
     Row {
         n,
         baseline,

@@ -60,8 +60,22 @@ where
         .await;
 }
 
+/// Kills the process when dropped (a bench that panics must not leave an operator running).
+pub struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// The operator process on a fresh embedded store.
 pub struct Operator {
+    /// Kills it if the bench ends early.
+    pub guard: KillOnDrop,
     /// The process.
     pub child: Child,
     /// Address of /metrics.
@@ -143,6 +157,7 @@ impl Operator {
             .spawn()
             .expect("starting the operator");
         Operator {
+            guard: KillOnDrop(child.id()),
             child,
             metrics,
             dir,
