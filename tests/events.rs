@@ -33,7 +33,7 @@ fn event(action: &str, note: &str) -> Event {
 }
 
 /// Publishes `events` through a fresh sink and waits until all went out.
-async fn publish_all(c: &kube::Client, ns: &str, events: &[Event]) {
+async fn publish_all(c: &kube::Client, ns: &str, events: Vec<Event>) {
     let (sink, task) = EventSink::start(
         c.clone(),
         Reporter {
@@ -43,7 +43,7 @@ async fn publish_all(c: &kube::Client, ns: &str, events: &[Event]) {
         Default::default(),
     );
     for ev in events {
-        sink.publish(reference(ns), ev.clone());
+        sink.publish(reference(ns), ev);
     }
     drop(sink);
     task.await.expect("the publishing task");
@@ -67,7 +67,7 @@ async fn a_repeated_event_counts_in_the_first_ones_series() {
     publish_all(
         &c,
         &ns.name,
-        &[
+        vec![
             event("Rotate/v2", "rotated to v2"),
             event("Rotate/v2", "rotated to v2"),
             event("Rotate/v2", "rotated to v2"),
