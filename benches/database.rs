@@ -10,7 +10,6 @@ use secret_rotator::database::{self, Connection};
 use secret_rotator::secret_value::SecretValue;
 use secret_rotator::store::embedded::crypto::MasterKey;
 use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use secret_rotator::store::target::PasswordTarget;
 use secret_rotator::store::*;
 
 fn conn(engine: DatabaseEngine, port: u16, admin: &str, pw: &str) -> Connection {
