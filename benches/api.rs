@@ -47,6 +47,25 @@ async fn rate(
     total as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Show-version requests per second against `base` (serve, or the floor answering the same path).
+async fn show_rate(dur: Duration, parallel: usize, http: &reqwest::Client, base: &str) -> f64 {
+    let (h, b) = (http.clone(), base.to_owned());
+    rate(dur, parallel, move || {
+        let (h, b) = (h.clone(), b.clone());
+        Box::pin(async move {
+            let r = h
+                .get(format!("{b}/common/versions/latest"))
+                .header("X-Auth-Token", TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+            r.bytes().await.unwrap();
+        })
+    })
+    .await
+}
+
 async fn seed(s: &EmbeddedStore) {
     s.create_secret(
         "p",
@@ -177,37 +196,9 @@ async fn main() {
             })
         })
         .await;
-        let (h, b) = (http.clone(), base.clone());
-        let show_http = rate(dur, parallel, move || {
-            let (h, b) = (h.clone(), b.clone());
-            Box::pin(async move {
-                let r = h
-                    .get(format!("{b}/common/versions/latest"))
-                    .header("X-Auth-Token", TOKEN)
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success());
-                r.bytes().await.unwrap();
-            })
-        })
-        .await;
+        let show_http = show_rate(dur, parallel, &http, &base).await;
         rows.push(("show_version", parallel, show_http, show_direct));
-        let (h, b) = (http.clone(), floor_base.clone());
-        let floor = rate(dur, parallel, move || {
-            let (h, b) = (h.clone(), b.clone());
-            Box::pin(async move {
-                let r = h
-                    .get(format!("{b}/common/versions/latest"))
-                    .header("X-Auth-Token", TOKEN)
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success());
-                r.bytes().await.unwrap();
-            })
-        })
-        .await;
+        let floor = show_rate(dur, parallel, &http, &floor_base).await;
         floors.push((parallel, show_http, floor));
         if parallel == 1 {
             // Rotations of one secret are serialised by the store: measure them one at a time.

@@ -431,6 +431,34 @@ struct Row {
     cpu_total: f64,
 }
 
+/// Polls `op` until it has reconciled `n` times; returns when it held the Lease and when it was done,
+/// both since `since`.
+async fn until_reconciled(
+    op: &Operator,
+    n: usize,
+    since: Instant,
+    who: &str,
+) -> (Option<Duration>, Duration) {
+    let mut leader_after = None;
+    loop {
+        if leader_after.is_none() && op.metric("secret_rotator_leader").await == Some(1.0) {
+            leader_after = Some(since.elapsed());
+        }
+        let done = op
+            .metric("secret_rotator_reconciles_total")
+            .await
+            .unwrap_or(0.0);
+        if done >= n as f64 {
+            return (leader_after, since.elapsed());
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(1800),
+            "{who} reconciled {done} of {n} in 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The leader failover: two replicas on the csms backend against a `serve`, the leader killed.
 struct Failover {
     /// A plain watch's list of the N SecretRotations (the baseline).
@@ -462,24 +490,18 @@ impl Drop for Serve {
 const SERVE_TOKEN: &str = "bench-serve-token-0123456789abcdef";
 
 fn start_serve(dir: &Path) -> Serve {
-    use std::os::unix::fs::PermissionsExt;
     let key = dir.join("serve.key");
-    std::fs::write(
+    write_private(
         &key,
-        secret_rotator::store::embedded::crypto::MasterKey::generate()
+        &secret_rotator::store::embedded::crypto::MasterKey::generate()
             .expect("key")
             .to_base64(),
-    )
-    .expect("writing the key");
+    );
     let auth = dir.join("serve-auth.yaml");
-    std::fs::write(
+    write_private(
         &auth,
-        format!("tokens:\n- token: {SERVE_TOKEN}\n  projects: [p]\n"),
-    )
-    .expect("writing serve's auth file");
-    for f in [&key, &auth] {
-        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
+        &format!("tokens:\n- token: {SERVE_TOKEN}\n  projects: [p]\n"),
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -629,24 +651,7 @@ async fn failover(n: usize, c: usize) -> Failover {
     let _ = leader.child.kill();
     let _ = leader.child.wait();
     let killed = Instant::now();
-    let mut lease_after = None;
-    let reverify = loop {
-        if lease_after.is_none() && standby.metric("secret_rotator_leader").await == Some(1.0) {
-            lease_after = Some(killed.elapsed());
-        }
-        let done = standby
-            .metric("secret_rotator_reconciles_total")
-            .await
-            .unwrap_or(0.0);
-        if done >= n as f64 {
-            break killed.elapsed();
-        }
-        assert!(
-            killed.elapsed() < Duration::from_secs(1800),
-            "the standby reconciled {done} of {n} in 30 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (lease_after, reverify) = until_reconciled(&standby, n, killed, "the standby").await;
     let lease_after = lease_after.unwrap_or(reverify);
     settle(&audit, a0, &user, Duration::from_secs(5)).await;
     let (reqs, _) = audit_since(&audit, a0, &user);
@@ -946,24 +951,8 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, phases: &Phases) -> Row {
         op.terminate();
         let start = Instant::now();
         op = op.restart(&op_kubeconfig, &ns, &lease_ns, c, &[]);
-        let mut leader_after = None;
-        let reverify = loop {
-            if leader_after.is_none() && op.metric("secret_rotator_leader").await == Some(1.0) {
-                leader_after = Some(start.elapsed());
-            }
-            let done = op
-                .metric("secret_rotator_reconciles_total")
-                .await
-                .unwrap_or(0.0);
-            if done >= n as f64 {
-                break start.elapsed();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(1800),
-                "the restarted operator reconciled {done} of {n} in 30 minutes"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let (leader_after, reverify) =
+            until_reconciled(&op, n, start, "the restarted operator").await;
         settle(&audit, a4, &user, Duration::from_secs(5)).await;
         let (reqs, _) = audit_since(&audit, a4, &user);
         let counts = count(&reqs);

@@ -32,16 +32,20 @@ fn event(action: &str, note: &str) -> Event {
     }
 }
 
-/// Publishes `events` through a fresh sink and waits until all went out.
-async fn publish_all(c: &kube::Client, ns: &str, events: Vec<Event>) {
-    let (sink, task) = EventSink::start(
+fn sink(c: &kube::Client) -> (EventSink, tokio::task::JoinHandle<()>) {
+    EventSink::start(
         c.clone(),
         Reporter {
             controller: "secret-rotator-test".into(),
             instance: None,
         },
         Default::default(),
-    );
+    )
+}
+
+/// Publishes `events` through a fresh sink and waits until all went out.
+async fn publish_all(c: &kube::Client, ns: &str, events: Vec<Event>) {
+    let (sink, task) = sink(c);
     for ev in events {
         sink.publish(reference(ns), ev);
     }
@@ -100,14 +104,7 @@ async fn an_event_deleted_meanwhile_is_created_again() {
     let c = client().await;
     let ns = TestNamespace::new(&c, "events").await;
     let api: Api<K8sEvent> = Api::namespaced(c.clone(), &ns.name);
-    let (sink, task) = EventSink::start(
-        c.clone(),
-        Reporter {
-            controller: "secret-rotator-test".into(),
-            instance: None,
-        },
-        Default::default(),
-    );
+    let (sink, task) = sink(&c);
     sink.publish(reference(&ns.name), event("Sync", "synced"));
     // Until it is there; then it goes away (as events expire).
     let first = loop {

@@ -60,6 +60,12 @@ where
         .await;
 }
 
+/// Writes a file only its owner may read (the operator and serve refuse others).
+pub fn write_private(path: &std::path::Path, contents: &str) {
+    std::fs::write(path, contents).expect("writing a private file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
 /// Kills the process when dropped (a bench that panics must not leave an operator running).
 pub struct KillOnDrop(u32);
 
@@ -93,15 +99,12 @@ impl Operator {
         extra: &[&str],
     ) -> Operator {
         let dir = tempfile::tempdir().expect("tempdir");
-        let key = dir.path().join("master.key");
-        std::fs::write(
-            &key,
-            secret_rotator::store::embedded::crypto::MasterKey::generate()
+        write_private(
+            &dir.path().join("master.key"),
+            &secret_rotator::store::embedded::crypto::MasterKey::generate()
                 .expect("key")
                 .to_base64(),
-        )
-        .expect("writing the key");
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        );
         Operator::start_in(dir, kubeconfig, namespace, lease_ns, concurrency, extra)
     }
 
