@@ -431,6 +431,34 @@ struct Row {
     cpu_total: f64,
 }
 
+/// The bench's own watch of the SecretRotations (read locally to tell when all are Ready).
+async fn bench_watch(
+    srs: &Api<SecretRotation>,
+) -> (Store<SecretRotation>, tokio::task::JoinHandle<()>) {
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(srs.clone(), watcher::Config::default()))
+        .applied_objects()
+        .try_for_each(|_| futures::future::ready(Ok(())));
+    let watch = tokio::spawn(async move {
+        let _ = stream.await;
+    });
+    reader.wait_until_ready().await.expect("the bench's watch");
+    (reader, watch)
+}
+
+/// Creates the N SecretRotations, `c` at a time.
+async fn create_all(srs: &Api<SecretRotation>, n: usize, c: usize) {
+    each(n, c, |i| {
+        let srs = srs.clone();
+        async move {
+            srs.create(&PostParams::default(), &sr_object(&name(i), "30d"))
+                .await
+                .expect("creating a SecretRotation");
+        }
+    })
+    .await;
+}
+
 /// Polls `op` until it has reconciled `n` times; returns when it held the Lease and when it was done,
 /// both since `since`.
 async fn until_reconciled(
@@ -589,14 +617,7 @@ async fn failover(n: usize, c: usize) -> Failover {
         "p",
     ];
     let srs: Api<SecretRotation> = Api::namespaced(admin.clone(), &ns);
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(srs.clone(), watcher::Config::default()))
-        .applied_objects()
-        .try_for_each(|_| futures::future::ready(Ok(())));
-    let watch = tokio::spawn(async move {
-        let _ = stream.await;
-    });
-    reader.wait_until_ready().await.expect("the bench's watch");
+    let (reader, watch) = bench_watch(&srs).await;
     let first = Operator::start(&op_kubeconfig, &ns, &lease_ns, c, &extra);
     first.wait_ready().await;
     let second = Operator::start(&op_kubeconfig, &ns, &lease_ns, c, &extra);
@@ -618,15 +639,7 @@ async fn failover(n: usize, c: usize) -> Failover {
     };
     eprintln!("N={n} failover: creating {n} SecretRotations (csms backend)");
     let start = Instant::now();
-    each(n, c, |i| {
-        let srs = srs.clone();
-        async move {
-            srs.create(&PostParams::default(), &sr_object(&name(i), "30d"))
-                .await
-                .expect("creating a SecretRotation");
-        }
-    })
-    .await;
+    create_all(&srs, n, c).await;
     wait_all(
         &reader,
         n,
@@ -743,14 +756,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, phases: &Phases) -> Row {
 
     let ns = new_namespace(&admin, "bench").await;
     let srs: Api<SecretRotation> = Api::namespaced(admin.clone(), &ns);
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(srs.clone(), watcher::Config::default()))
-        .applied_objects()
-        .try_for_each(|_| futures::future::ready(Ok(())));
-    let watch = tokio::spawn(async move {
-        let _ = stream.await;
-    });
-    reader.wait_until_ready().await.expect("the bench's watch");
+    let (reader, watch) = bench_watch(&srs).await;
 
     eprintln!("N={n}: starting the operator");
     let mut op = Operator::start(&op_kubeconfig, &ns, &lease_ns, c, &[]);
@@ -761,15 +767,7 @@ async fn run_n(n: usize, c: usize, steady_secs: u64, phases: &Phases) -> Row {
     let r0 = op.rotations().await;
     let a0 = audit_len(&audit);
     let start = Instant::now();
-    each(n, c, |i| {
-        let srs = srs.clone();
-        async move {
-            srs.create(&PostParams::default(), &sr_object(&name(i), "30d"))
-                .await
-                .expect("creating a SecretRotation");
-        }
-    })
-    .await;
+    create_all(&srs, n, c).await;
     let create = start.elapsed();
     wait_all(&reader, n, "all Ready", Duration::from_secs(1800), ready).await;
     let to_ready = start.elapsed();
