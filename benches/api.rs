@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::server::{self, AppState, auth::AuthFile};
-use secret_rotator::store::embedded::crypto::MasterKey;
-use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use secret_rotator::store::target::{MemoryTarget, PasswordTarget, SimulatedTargets};
-use secret_rotator::store::*;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_server::{self as server, AppState, auth::AuthFile};
+use secret_rotator_store::changer::{MemoryChanger, PasswordChanger, SimulatedChangers};
+use secret_rotator_store::embedded::crypto::MasterKey;
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator_store::*;
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
 
@@ -99,7 +99,7 @@ async fn seed(s: &EmbeddedStore) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    secret_rotator::tls::install_crypto_provider();
+    secret_rotator_store::tls::install_crypto_provider();
     let secs: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -118,9 +118,9 @@ async fn main() {
     );
     seed(&direct).await;
     // The account as seeded (the rotation's precheck logs in with the current password first).
-    let memory = MemoryTarget::default();
+    let memory = MemoryChanger::default();
     memory.set("app", SecretValue::from_str_value("pw"));
-    let target: Arc<dyn PasswordTarget> = Arc::new(memory);
+    let target: Arc<dyn PasswordChanger> = Arc::new(memory);
 
     // The same calls over HTTP to another store behind serve.
     let served = Arc::new(
@@ -141,7 +141,7 @@ async fn main() {
             )
             .unwrap(),
         ),
-        resolver: Some(Arc::new(SimulatedTargets::default())),
+        resolver: Some(Arc::new(SimulatedChangers::default())),
         max_skew_secs: 900,
         replay: None,
         // One rotation after another, each measured to its end (in the background the next would find

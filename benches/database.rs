@@ -6,11 +6,11 @@
 use std::time::{Duration, Instant};
 
 use secret_rotator::api::{DatabaseEngine, TlsMode};
-use secret_rotator::database::{self, Connection};
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::store::embedded::crypto::MasterKey;
-use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use secret_rotator::store::*;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::database::{self, Connection};
+use secret_rotator_store::embedded::crypto::MasterKey;
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator_store::*;
 
 fn conn(engine: DatabaseEngine, port: u16, admin: &str, pw: &str) -> Connection {
     Connection {
@@ -186,7 +186,7 @@ async fn bare_maria(port: u16, pw: &str, n: u32) -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    secret_rotator::tls::install_crypto_provider();
+    secret_rotator_store::tls::install_crypto_provider();
     let n: u32 = std::env::var("DB_BENCH_ROTATIONS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use secret_rotator::api::SecretRotation;
-use secret_rotator::store::Store;
-use secret_rotator::store::embedded::crypto::MasterKey;
-use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator_store::Store;
+use secret_rotator_store::embedded::crypto::MasterKey;
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
 
 mod cluster;
 use cluster::*;

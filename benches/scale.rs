@@ -521,7 +521,7 @@ fn start_serve(dir: &Path) -> Serve {
     let key = dir.join("serve.key");
     write_private(
         &key,
-        &secret_rotator::store::embedded::crypto::MasterKey::generate()
+        &secret_rotator_store::embedded::crypto::MasterKey::generate()
             .expect("key")
             .to_base64(),
     );

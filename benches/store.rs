@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redb::{Database, TableDefinition};
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::store::embedded::crypto::{self, MasterKey};
-use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use secret_rotator::store::target::{MemoryTarget, PasswordTarget};
-use secret_rotator::store::*;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::changer::{MemoryChanger, PasswordChanger};
+use secret_rotator_store::embedded::crypto::{self, MasterKey};
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator_store::*;
 
 const VALUE_LEN: usize = 32;
 
@@ -70,7 +70,7 @@ fn secret_name(i: usize) -> String {
 }
 
 /// Fills a store with `n` secrets (commits not synced: a bulk load), then closes it.
-async fn fill(path: &std::path::Path, key: &MasterKey, n: usize, target: &Arc<MemoryTarget>) {
+async fn fill(path: &std::path::Path, key: &MasterKey, n: usize, target: &Arc<MemoryChanger>) {
     let store = EmbeddedStore::open(
         path,
         MasterKey::from_base64(&key.to_base64(), "bench").unwrap(),
@@ -103,9 +103,9 @@ async fn fill(path: &std::path::Path, key: &MasterKey, n: usize, target: &Arc<Me
     }
 }
 
-fn with_target(t: &Arc<MemoryTarget>) -> RotateOptions {
+fn with_target(t: &Arc<MemoryChanger>) -> RotateOptions {
     RotateOptions {
-        target: Some(t.clone() as Arc<dyn PasswordTarget>),
+        target: Some(t.clone() as Arc<dyn PasswordChanger>),
         policy: None,
     }
 }
@@ -137,7 +137,7 @@ async fn at_size(n: usize, calls: usize) -> SizeRow {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let key = MasterKey::generate().unwrap();
-    let target = Arc::new(MemoryTarget::default());
+    let target = Arc::new(MemoryChanger::default());
     let t = Instant::now();
     fill(&path, &key, n, &target).await;
     let fill_time = t.elapsed();

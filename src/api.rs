@@ -11,6 +11,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use secret_rotator_core::engine::{DatabaseEngine, TlsMode};
+
 /// Annotation on a SecretRotation: a new value asks for one rotation.
 pub const ANNOTATION_ROTATE_NOW: &str = "secretrotator.dev/rotate-now";
 /// Annotation asking for a rollback: `vN`, or `vN/<anything new>` to ask again for the same version.
@@ -247,26 +249,6 @@ pub struct DatabaseSpec {
     pub tls: DatabaseTls,
 }
 
-/// Database engine.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DatabaseEngine {
-    /// PostgreSQL.
-    Postgresql,
-    /// MySQL, MariaDB, or GaussDB (TaurusDB).
-    Mysql,
-}
-
-impl DatabaseEngine {
-    /// The engine's usual port.
-    pub fn default_port(self) -> u16 {
-        match self {
-            DatabaseEngine::Postgresql => 5432,
-            DatabaseEngine::Mysql => 3306,
-        }
-    }
-}
-
 /// How accounts are rotated (CSMS SecretSubType).
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 pub enum DatabaseMode {
@@ -316,21 +298,6 @@ pub struct DatabaseTls {
     /// A Secret key in the same namespace holding the PEM CA bundle for verify-full.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,
-}
-
-/// TLS mode for database connections.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
-pub enum TlsMode {
-    /// Plain TCP, no encryption.
-    #[serde(rename = "disable")]
-    Disable,
-    /// Encrypted, the server's certificate not verified.
-    #[default]
-    #[serde(rename = "require")]
-    Require,
-    /// Encrypted, the certificate and host name verified.
-    #[serde(rename = "verify-full")]
-    VerifyFull,
 }
 
 /// A key in a Secret of the same namespace.
@@ -385,8 +352,23 @@ pub struct PasswordPolicy {
     pub require_each_included_type: bool,
 }
 
+impl From<&PasswordPolicy> for secret_rotator_core::password::PasswordPolicy {
+    fn from(p: &PasswordPolicy) -> Self {
+        secret_rotator_core::password::PasswordPolicy {
+            length: p.length,
+            exclude_characters: p.exclude_characters.clone(),
+            exclude_lowercase: p.exclude_lowercase,
+            exclude_uppercase: p.exclude_uppercase,
+            exclude_numbers: p.exclude_numbers,
+            exclude_punctuation: p.exclude_punctuation,
+            include_space: p.include_space,
+            require_each_included_type: p.require_each_included_type,
+        }
+    }
+}
+
 fn default_length() -> u32 {
-    crate::password::DEFAULT_LENGTH
+    secret_rotator_core::password::DEFAULT_LENGTH
 }
 
 impl Default for PasswordPolicy {

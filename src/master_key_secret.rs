@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 use zeroize::Zeroizing;
 
-use crate::store::embedded::crypto::MasterKey;
+use secret_rotator_store::embedded::crypto::MasterKey;
 
 /// The key in the Secret's data that holds the base64 text of the 32-byte key (as a key file holds it).
 pub const DATA_KEY: &str = "master.key";
@@ -84,7 +84,7 @@ pub async fn ensure_from_env(
         return Ok(None);
     };
     let file = file.ok_or(MasterKeySecretError::NoFile)?;
-    crate::tls::install_crypto_provider();
+    secret_rotator_store::tls::install_crypto_provider();
     let api_err = |namespace: &str, message: String| MasterKeySecretError::Api {
         namespace: namespace.to_owned(),
         name: name.to_owned(),

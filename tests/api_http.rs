@@ -10,11 +10,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use csms_support::*;
-use secret_rotator::store::*;
+use secret_rotator_store::*;
 use serde_json::{Value, json};
 
 fn http() -> reqwest::Client {
-    secret_rotator::tls::install_crypto_provider();
+    secret_rotator_store::tls::install_crypto_provider();
     reqwest::Client::new()
 }
 
@@ -521,7 +521,7 @@ async fn upstream(
 /// GET a secret through a `serve` whose store is a `csms` client talking to `upstream`.
 async fn get_through_front(
     upstream: &str,
-    opts: secret_rotator::store::csms::CsmsOptions,
+    opts: secret_rotator_store::csms::CsmsOptions,
 ) -> (u16, Value) {
     let front = start(Some(Arc::new(token_client(upstream, opts)))).await;
     call(
@@ -562,7 +562,7 @@ async fn a_client_error_upstream_is_not_retried() {
 #[tokio::test]
 async fn a_slow_upstream_is_504() {
     let (up, _) = upstream(StatusCode::OK, Duration::from_secs(30)).await;
-    let opts = secret_rotator::store::csms::CsmsOptions {
+    let opts = secret_rotator_store::csms::CsmsOptions {
         request_timeout: Duration::from_millis(300),
         max_attempts: 2,
         ..fast_opts()
@@ -583,7 +583,7 @@ async fn an_unreachable_upstream_is_502() {
 
 /// One AK/SK-signed request sent as given (the same bytes when called twice).
 async fn signed_once(method: &str, url: &str, date: &str, body: &[u8]) -> (u16, Value) {
-    use secret_rotator::protocol::signer;
+    use secret_rotator_store::protocol::signer;
     let u = reqwest::Url::parse(url).unwrap();
     let host = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap());
     let authorization = signer::sign_request(
@@ -615,7 +615,7 @@ async fn signed_once(method: &str, url: &str, date: &str, body: &[u8]) -> (u16, 
 async fn a_replayed_signed_write_is_refused_and_reads_may_repeat() {
     // By default an identical signed write is served again (store_conformance repeats one within a second).
     let plain = start(None).await;
-    let date = secret_rotator::protocol::signer::format_date(jiff::Timestamp::now());
+    let date = secret_rotator_store::protocol::signer::format_date(jiff::Timestamp::now());
     let url = format!("{}/v1/{PROJECT}/secrets", plain.url);
     let body = br#"{"name": "twice", "secret_string": "first-value-0123"}"#;
     assert_eq!(signed_once("POST", &url, &date, body).await.0, 200);
@@ -627,7 +627,7 @@ async fn a_replayed_signed_write_is_refused_and_reads_may_repeat() {
     );
 
     let srv = start_with(None, true).await;
-    let date = secret_rotator::protocol::signer::format_date(jiff::Timestamp::now());
+    let date = secret_rotator_store::protocol::signer::format_date(jiff::Timestamp::now());
     let base = format!("{}/v1/{PROJECT}", srv.url);
     let body = br#"{"name": "replay-me", "secret_string": "first-value-0123"}"#;
     let (s1, _) = signed_once("POST", &format!("{base}/secrets"), &date, body).await;

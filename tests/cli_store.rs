@@ -2,10 +2,10 @@
 
 use std::process::Command;
 
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::store::embedded::crypto::MasterKey;
-use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use secret_rotator::store::*;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::embedded::crypto::MasterKey;
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator_store::*;
 
 #[tokio::test]
 async fn rekey_command_rewraps_and_the_old_key_stops_working() {

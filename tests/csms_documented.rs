@@ -19,12 +19,12 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use secret_rotator::protocol::signer;
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::store::csms::auth::AccessKey;
-use secret_rotator::store::csms::{CsmsAuth, CsmsStore};
-use secret_rotator::store::error::codes;
-use secret_rotator::store::*;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::csms::auth::AccessKey;
+use secret_rotator_store::csms::{CsmsAuth, CsmsStore};
+use secret_rotator_store::error::codes;
+use secret_rotator_store::protocol::signer;
+use secret_rotator_store::*;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 

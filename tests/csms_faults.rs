@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use kube::api::Api;
 use secret_rotator::api::SecretRotation;
-use secret_rotator::store::{CreateSecret, Store};
+use secret_rotator_store::{CreateSecret, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

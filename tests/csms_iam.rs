@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::server::{self, AppState, auth::AuthFile};
-use secret_rotator::store::csms::auth::IamConfig;
-use secret_rotator::store::csms::{CsmsAuth, CsmsStore};
-use secret_rotator::store::*;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_server::{self as server, AppState, auth::AuthFile};
+use secret_rotator_store::csms::auth::IamConfig;
+use secret_rotator_store::csms::{CsmsAuth, CsmsStore};
+use secret_rotator_store::*;
 use zeroize::Zeroizing;
 
 #[tokio::test]

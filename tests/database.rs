@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use mysql_async::prelude::Queryable;
-use secret_rotator::store::{Store, TaskFilter};
+use secret_rotator_store::{Store, TaskFilter};
 use support::db::{ADMIN_PASSWORD, Mariadb, Postgres};
 use support::operator::*;
 use support::{TestNamespace, client, control_plane, install_crd};
@@ -390,7 +390,7 @@ async fn database_down(engine: &str) {
         last.attempt_nums >= 2,
         "the same task was resumed: {last:?}"
     );
-    assert_eq!(last.task_status, secret_rotator::store::TaskStatus::Success);
+    assert_eq!(last.task_status, secret_rotator_store::TaskStatus::Success);
 }
 
 #[tokio::test]
@@ -407,17 +407,17 @@ async fn mariadb_down_mid_rotation() {
 /// must also leave a password that logs in (`login`), one expected to fail must fail (with CONNECT or TLS
 /// when `check_code`).
 async fn tls_modes(
-    base: secret_rotator::database::Connection,
+    base: secret_rotator_store::database::Connection,
     cases: &[(secret_rotator::api::TlsMode, Option<Vec<u8>>, bool)],
     check_code: bool,
     login: impl AsyncFn(&str, &str) -> bool,
 ) {
-    use secret_rotator::secret_value::SecretValue;
+    use secret_rotator_core::secret_value::SecretValue;
     for (mode, ca_pem, ok) in cases {
         let mut conn = base.clone();
         conn.tls = *mode;
         conn.ca_pem = ca_pem.clone();
-        let target = secret_rotator::database::target(conn);
+        let target = secret_rotator_store::database::target(conn);
         let new = SecretValue::from_str_value(&format!("tls-{}", rand::random::<u32>()));
         let result = target.set_password("tls_user", &new, None).await;
         assert_eq!(result.is_ok(), *ok, "{mode:?}: {result:?}");
@@ -683,13 +683,13 @@ async fn admin_backend(pg: &Postgres) -> Vec<i32> {
 
 #[tokio::test]
 async fn administrator_connections_are_kept_and_renewed_postgresql() {
-    use secret_rotator::database::pool::AdminPool;
-    use secret_rotator::secret_value::SecretValue;
+    use secret_rotator_core::secret_value::SecretValue;
+    use secret_rotator_store::database::pool::AdminPool;
     use std::sync::Arc;
     let pg = Postgres::start();
     pg.admin_sql("CREATE ROLE pooled LOGIN PASSWORD 'p0'").await;
     let pool = Arc::new(AdminPool::default());
-    let target = secret_rotator::database::target_in(pg.connection(true), pool.clone());
+    let target = secret_rotator_store::database::changer_in(pg.connection(true), pool.clone());
     let mut first = None;
     for i in 1..=3 {
         let pw = format!("pooled-pw-{i}");
@@ -717,7 +717,7 @@ async fn administrator_connections_are_kept_and_renewed_postgresql() {
         "admin".into(),
         SecretValue::from_str_value("not-the-password"),
     ));
-    let e = secret_rotator::database::target_in(other, pool.clone())
+    let e = secret_rotator_store::database::changer_in(other, pool.clone())
         .set_password("pooled", &SecretValue::from_str_value("hijack"), None)
         .await
         .unwrap_err();
@@ -746,14 +746,14 @@ async fn administrator_connections_are_kept_and_renewed_postgresql() {
 
 #[tokio::test]
 async fn administrator_connections_are_kept_and_renewed_mariadb() {
-    use secret_rotator::database::pool::AdminPool;
-    use secret_rotator::secret_value::SecretValue;
+    use secret_rotator_core::secret_value::SecretValue;
+    use secret_rotator_store::database::pool::AdminPool;
     use std::sync::Arc;
     let mut m = Mariadb::start();
     m.admin_sql("CREATE USER 'pooled'@'%' IDENTIFIED BY 'p0'")
         .await;
     let pool = Arc::new(AdminPool::default());
-    let target = secret_rotator::database::target_in(m.connection(true), pool.clone());
+    let target = secret_rotator_store::database::changer_in(m.connection(true), pool.clone());
     for i in 1..=3 {
         let pw = format!("pooled-pw-{i}");
         target

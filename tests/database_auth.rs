@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secret_rotator::api::TlsMode;
-use secret_rotator::database::{Connection, target};
-use secret_rotator::secret_value::SecretValue;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::database::{Connection, target};
 use support::db::Postgres;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -282,7 +282,7 @@ fn mysql_connection(port: u16, tls: TlsMode, ca_pem: Option<Vec<u8>>) -> Connect
 /// TLS, which shows that the stand-in sees what a thief would.
 #[tokio::test]
 async fn mysql_password_is_proven_never_sent_to_an_unverified_server() {
-    secret_rotator::tls::install_crypto_provider();
+    secret_rotator_store::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let (server_tls, ca) = server_config(dir.path());
     let password = SecretValue::from_str_value("mysql-Pw-5s3cr3t");

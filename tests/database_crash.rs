@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use secret_rotator::database::{self, Connection};
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::store::embedded::crypto::MasterKey;
-use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use secret_rotator::store::target::PasswordTarget;
-use secret_rotator::store::*;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::changer::PasswordChanger;
+use secret_rotator_store::database::{self, Connection};
+use secret_rotator_store::embedded::crypto::MasterKey;
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator_store::*;
 
 const P: &str = "crash";
 
@@ -44,7 +44,7 @@ fn conn(engine: &str, port: u16) -> Connection {
     }
 }
 
-fn target(engine: &str, port: u16) -> Arc<dyn PasswordTarget> {
+fn target(engine: &str, port: u16) -> Arc<dyn PasswordChanger> {
     database::target(conn(engine, port))
 }
 

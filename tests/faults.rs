@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use secret_rotator::api::{ANNOTATION_VERSION_ID, SecretRotation};
-use secret_rotator::store::{SYSCURRENT, Store};
+use secret_rotator_store::{SYSCURRENT, Store};
 use support::operator::*;
 use support::*;
 

@@ -89,7 +89,7 @@ async fn install_upgrade_keeps_the_master_key_and_uninstall_keeps_the_data() {
     let ns = TestNamespace::new(&c, "helm-life").await;
     let name = format!("life{}", &ns.name[ns.name.len() - 6..]);
     let key_name = format!("{name}-own-key");
-    let key_text = secret_rotator::store::embedded::crypto::MasterKey::generate()
+    let key_text = secret_rotator_store::embedded::crypto::MasterKey::generate()
         .unwrap()
         .to_base64();
     kubectl_ok(&[

@@ -510,7 +510,7 @@ async fn csms_backend_in_cluster_two_replicas_fail_over_with_one_rotation() {
     let token = format!("tok-{:016x}", rand::random::<u64>());
 
     // `secret-rotator serve` as a Deployment of the same image, on a PVC of its own.
-    let key = secret_rotator::store::embedded::crypto::MasterKey::generate()
+    let key = secret_rotator_store::embedded::crypto::MasterKey::generate()
         .expect("a key")
         .to_base64();
     kubectl_ok(&[

@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use secret_rotator::store::{SYSCURRENT, Store};
+use secret_rotator_store::{SYSCURRENT, Store};
 use support::operator::*;
 use support::{TestNamespace, client, control_plane, install_crd};
 

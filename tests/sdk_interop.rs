@@ -97,7 +97,7 @@ fn the_official_python_sdk_works_against_serve() {
     let key = dir.path().join("master.key");
     std::fs::write(
         &key,
-        secret_rotator::store::embedded::crypto::MasterKey::generate()
+        secret_rotator_store::embedded::crypto::MasterKey::generate()
             .unwrap()
             .to_base64()
             .as_bytes(),
@@ -149,24 +149,24 @@ fn the_official_python_sdk_works_against_serve() {
         .expect("running the SDK script");
     // The database: SYSCURRENT, read through the csms client, logs in; the initial password does not.
     let current = rt.block_on(async {
-        use secret_rotator::store::Store;
-        let client = secret_rotator::store::csms::CsmsStore::new(
+        use secret_rotator_store::Store;
+        let client = secret_rotator_store::csms::CsmsStore::new(
             &url,
-            secret_rotator::store::csms::CsmsAuth::AkSk(
-                secret_rotator::store::csms::auth::AccessKey {
+            secret_rotator_store::csms::CsmsAuth::AkSk(
+                secret_rotator_store::csms::auth::AccessKey {
                     ak: "SDKTESTAK".into(),
                     sk: zeroize::Zeroizing::new("sdk-test-secret-key-0123456789".into()),
                 },
             ),
-            secret_rotator::store::csms::CsmsOptions::default(),
+            secret_rotator_store::csms::CsmsOptions::default(),
             None,
         )
         .unwrap();
         client
-            .show_version_by_stage("sdkproject", "sdk-db", secret_rotator::store::SYSCURRENT)
+            .show_version_by_stage("sdkproject", "sdk-db", secret_rotator_store::SYSCURRENT)
             .await
             .ok()
-            .and_then(|v| secret_rotator::store::DatabaseCredential::from_value(&v.value))
+            .and_then(|v| secret_rotator_store::DatabaseCredential::from_value(&v.value))
     });
     let log = stop(server);
     let bare_log = stop(bare);
@@ -233,8 +233,8 @@ impl Captured {
             .map(|(_, v)| v.as_str())
     }
 
-    fn authorization(&self) -> secret_rotator::protocol::signer::Authorization {
-        secret_rotator::protocol::signer::parse_authorization(
+    fn authorization(&self) -> secret_rotator_store::protocol::signer::Authorization {
+        secret_rotator_store::protocol::signer::parse_authorization(
             self.header("authorization").unwrap_or_default(),
         )
         .unwrap_or_else(|e| panic!("{}: {e}", self.target()))
@@ -305,11 +305,11 @@ async fn capturing_listener(
 /// the SDK's headers, date and body gives the SDK's.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_client_sends_and_signs_paths_as_the_official_sdk_does() {
-    use secret_rotator::protocol::signer;
-    use secret_rotator::secret_value::SecretValue;
-    use secret_rotator::store::csms::auth::AccessKey;
-    use secret_rotator::store::csms::{CsmsAuth, CsmsOptions, CsmsStore};
-    use secret_rotator::store::*;
+    use secret_rotator_core::secret_value::SecretValue;
+    use secret_rotator_store::csms::auth::AccessKey;
+    use secret_rotator_store::csms::{CsmsAuth, CsmsOptions, CsmsStore};
+    use secret_rotator_store::protocol::signer;
+    use secret_rotator_store::*;
 
     const SECRET: &str = "orders-db_v1.2";
     const PROJECT: &str = "proj-0a1b_2.c";

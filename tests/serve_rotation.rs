@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use csms_support::{PROJECT, Serving, TOKEN, start_serving, token_client};
-use secret_rotator::server::RotationMode;
-use secret_rotator::server::targets::TargetsFile;
-use secret_rotator::store::csms::{CsmsOptions, CsmsStore};
-use secret_rotator::store::*;
+use secret_rotator_server::RotationMode;
+use secret_rotator_server::targets::TargetsFile;
+use secret_rotator_store::csms::{CsmsOptions, CsmsStore};
+use secret_rotator_store::*;
 use serde_json::Value;
 use support::db::{ADMIN_PASSWORD, Mariadb, Postgres};
 

@@ -7,10 +7,10 @@ mod csms_support;
 use std::sync::Arc;
 
 use csms_support::*;
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::store::error::codes;
-use secret_rotator::store::target::{MemoryTarget, PasswordTarget};
-use secret_rotator::store::*;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::changer::{MemoryChanger, PasswordChanger};
+use secret_rotator_store::error::codes;
+use secret_rotator_store::*;
 
 fn text(s: &str) -> Option<SecretValue> {
     Some(SecretValue::from_str_value(s))
@@ -255,7 +255,7 @@ async fn conformance(s: &dyn Store, rotate_opts: &(dyn Fn() -> RotateOptions + S
     // Scheduled deletion (DeleteSecretForSchedule): nothing of the secret can be used (CSMS.0103; the
     // client reads it as pending deletion), a second schedule is CSMS.0107; RestoreSecret makes it usable,
     // and a second restore is CSMS.0108.
-    let before = secret_rotator::store::now_ms();
+    let before = secret_rotator_store::now_ms();
     let pending = s.schedule_deletion(p, "c.api", Some(7)).await.unwrap();
     assert_eq!(pending.state, SecretState::PendingDelete);
     assert!(pending.scheduled_delete_time >= before + 7 * 86_400_000);
@@ -304,14 +304,14 @@ async fn conformance(s: &dyn Store, rotate_opts: &(dyn Fn() -> RotateOptions + S
 async fn embedded_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let s = embedded(&dir);
-    let target = Arc::new(MemoryTarget::default());
+    let target = Arc::new(MemoryChanger::default());
     // The database holds what the store holds for the account (the store logs in before a change).
     target.set(
         "app",
-        secret_rotator::secret_value::SecretValue::from_str_value("pw0"),
+        secret_rotator_core::secret_value::SecretValue::from_str_value("pw0"),
     );
     let opts = move || RotateOptions {
-        target: Some(target.clone() as Arc<dyn PasswordTarget>),
+        target: Some(target.clone() as Arc<dyn PasswordChanger>),
         policy: None,
     };
     conformance(s.as_ref(), &opts).await;

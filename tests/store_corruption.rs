@@ -4,10 +4,10 @@
 
 use std::panic::AssertUnwindSafe;
 
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::store::embedded::crypto::MasterKey;
-use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use secret_rotator::store::*;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::embedded::crypto::MasterKey;
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator_store::*;
 
 fn build(path: &std::path::Path, key: &MasterKey, rt: &tokio::runtime::Runtime) {
     let s = EmbeddedStore::open(path, key.clone(), EmbeddedOptions::default()).unwrap();

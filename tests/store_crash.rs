@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rand::Rng;
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::store::embedded::crypto::MasterKey;
-use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use secret_rotator::store::target::{PasswordTarget, TargetError};
-use secret_rotator::store::*;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::changer::{ChangeError, PasswordChanger};
+use secret_rotator_store::embedded::crypto::MasterKey;
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator_store::*;
 
 const PROJECT: &str = "crash";
 const SECRETS: &[(&str, &str, &str)] = &[
@@ -37,13 +37,13 @@ impl FileTarget {
 }
 
 #[async_trait]
-impl PasswordTarget for FileTarget {
+impl PasswordChanger for FileTarget {
     async fn set_password(
         &self,
         user: &str,
         new: &SecretValue,
         _: Option<&SecretValue>,
-    ) -> Result<(), TargetError> {
+    ) -> Result<(), ChangeError> {
         let tmp = self.dir.join(format!(".{user}.tmp"));
         let write = || -> std::io::Result<()> {
             use std::io::Write;
@@ -53,13 +53,13 @@ impl PasswordTarget for FileTarget {
             std::fs::rename(&tmp, self.dir.join(user))?;
             std::fs::File::open(&self.dir)?.sync_all()
         };
-        write().map_err(|e| TargetError::new("SET_PASSWORD", e.to_string()))
+        write().map_err(|e| ChangeError::new("SET_PASSWORD", e.to_string()))
     }
 
-    async fn test_login(&self, user: &str, password: &SecretValue) -> Result<(), TargetError> {
+    async fn test_login(&self, user: &str, password: &SecretValue) -> Result<(), ChangeError> {
         match self.read(user) {
             Some(p) if p.as_bytes() == password.expose() => Ok(()),
-            _ => Err(TargetError::new("LOGIN_TEST", "refused")),
+            _ => Err(ChangeError::new("LOGIN_TEST", "refused")),
         }
     }
 
@@ -85,7 +85,7 @@ fn target(dir: &Path) -> Arc<FileTarget> {
 
 fn opts(t: &Arc<FileTarget>) -> RotateOptions {
     RotateOptions {
-        target: Some(t.clone() as Arc<dyn PasswordTarget>),
+        target: Some(t.clone() as Arc<dyn PasswordChanger>),
         policy: None,
     }
 }

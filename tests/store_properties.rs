@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use secret_rotator::password::PasswordPolicy;
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::store::embedded::crypto::{Binding, MasterKey};
-use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use secret_rotator::store::target::{MemoryTarget, PasswordTarget};
-use secret_rotator::store::*;
+use secret_rotator_core::password::PasswordPolicy;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::changer::{MemoryChanger, PasswordChanger};
+use secret_rotator_store::embedded::crypto::{Binding, MasterKey};
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator_store::*;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -120,7 +120,7 @@ proptest! {
         runtime().block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let s = EmbeddedStore::open(&dir.path().join("s.redb"), MasterKey::generate().unwrap(), EmbeddedOptions::default()).unwrap();
-            let t = Arc::new(MemoryTarget::default());
+            let t = Arc::new(MemoryChanger::default());
             t.set("a", SecretValue::from_str_value("pw0"));
             let sub = if multi { "MultiUser" } else { "SingleUser" };
             s.create_secret("p", CreateSecret {
@@ -133,7 +133,7 @@ proptest! {
             for fail in fails {
                 *t.fail_set.lock().unwrap() = fail.then(|| "CONNECT".to_owned());
                 let before = s.show_version_by_stage("p", "db", "SYSCURRENT").await.unwrap();
-                let r = s.rotate("p", "db", RotateOptions { target: Some(t.clone() as Arc<dyn PasswordTarget>), policy: None }).await;
+                let r = s.rotate("p", "db", RotateOptions { target: Some(t.clone() as Arc<dyn PasswordChanger>), policy: None }).await;
                 prop_assert_eq!(r.is_err(), fail);
                 let cur = s.show_version_by_stage("p", "db", "SYSCURRENT").await.unwrap();
                 if fail {
@@ -168,10 +168,10 @@ proptest! {
             length, exclude_lowercase: el, exclude_uppercase: eu, exclude_numbers: en, exclude_punctuation: ep,
             include_space: sp, exclude_characters: excl.clone(), require_each_included_type: each,
         };
-        match secret_rotator::password::classes(&policy) {
-            Err(_) => prop_assert!(secret_rotator::password::generate(&policy).is_err()),
+        match secret_rotator_core::password::classes(&policy) {
+            Err(_) => prop_assert!(secret_rotator_core::password::generate(&policy).is_err()),
             Ok(classes) => {
-                let v = secret_rotator::password::generate(&policy).unwrap();
+                let v = secret_rotator_core::password::generate(&policy).unwrap();
                 let s = v.expose_str().unwrap();
                 prop_assert_eq!(s.chars().count(), length as usize);
                 prop_assert!(!s.chars().any(|c| excl.contains(c)));

@@ -188,7 +188,7 @@ async fn the_namespace_policy_refuses_superusers_other_projects_and_the_admin_ac
     // Nothing of the superuser's or the foreign project's reached the store.
     op.stop();
     let store = files.open_store();
-    use secret_rotator::store::Store;
+    use secret_rotator_store::Store;
     let names: Vec<String> = store
         .list_secrets("default", Some(200), None)
         .await

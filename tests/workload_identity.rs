@@ -14,11 +14,11 @@ use k8s_openapi::api::authentication::v1::{TokenRequest, TokenReview};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use kube::api::PostParams;
-use secret_rotator::secret_value::SecretValue;
-use secret_rotator::server::{self, AppState, auth::AuthFile};
-use secret_rotator::store::csms::auth::WorkloadIdentity;
-use secret_rotator::store::csms::{CsmsAuth, CsmsStore};
-use secret_rotator::store::*;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_server::{self as server, AppState, auth::AuthFile};
+use secret_rotator_store::csms::auth::WorkloadIdentity;
+use secret_rotator_store::csms::{CsmsAuth, CsmsStore};
+use secret_rotator_store::*;
 use support::{TestNamespace, client};
 
 const AUDIENCE: &str = "iam.test.example";

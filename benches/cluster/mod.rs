@@ -101,7 +101,7 @@ impl Operator {
         let dir = tempfile::tempdir().expect("tempdir");
         write_private(
             &dir.path().join("master.key"),
-            &secret_rotator::store::embedded::crypto::MasterKey::generate()
+            &secret_rotator_store::embedded::crypto::MasterKey::generate()
                 .expect("key")
                 .to_base64(),
         );

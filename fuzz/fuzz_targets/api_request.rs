@@ -8,10 +8,10 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::http::Request;
 use libfuzzer_sys::fuzz_target;
-use secret_rotator::server::{self, AppState, auth::AuthFile};
-use secret_rotator::store::embedded::crypto::MasterKey;
-use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use secret_rotator::store::target::SimulatedTargets;
+use secret_rotator_server::{self as server, AppState, auth::AuthFile};
+use secret_rotator_store::embedded::crypto::MasterKey;
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator_store::changer::SimulatedChangers;
 use tower::ServiceExt;
 
 struct Env {
@@ -29,7 +29,7 @@ fn env() -> &'static Env {
         let app = server::router(AppState {
             store: Arc::new(store),
             auth: Arc::new(auth),
-            resolver: Some(Arc::new(SimulatedTargets::default())),
+            resolver: Some(Arc::new(SimulatedChangers::default())),
             max_skew_secs: 900,
             replay: None,
             // Deterministic: no rotation left running in the background between inputs.

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use secret_rotator::planner::duration::{MAX_DURATION, parse_duration};
-use secret_rotator::planner::schedule::Schedule;
+use secret_rotator_core::planner::duration::{MAX_DURATION, parse_duration};
+use secret_rotator_core::planner::schedule::Schedule;
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use secret_rotator::protocol::signer;
+use secret_rotator_store::protocol::signer;
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);

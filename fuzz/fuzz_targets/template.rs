@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use secret_rotator::template::Template;
+use secret_rotator_core::template::Template;
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(out, s);
         }
         for v in t.variables() {
-            assert!(secret_rotator::template::VARIABLES.contains(&v));
+            assert!(secret_rotator_core::template::VARIABLES.contains(&v));
         }
     }
 });

@@ -3,8 +3,8 @@
 //! a new resource with the same name cannot silently adopt the previous tenant's credentials.
 
 use crate::api::SecretType;
-use crate::store::model::{DatabaseCredential, RotationConfig, Secret};
 use crate::validation::{Accounts, ValidatedSpec};
+use secret_rotator_store::model::{DatabaseCredential, RotationConfig, Secret};
 
 const UID_MARK: &str = "uid=";
 

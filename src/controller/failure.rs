@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::reasons::Reason;
-use crate::store::StoreError;
-use crate::store::error::codes;
+use secret_rotator_store::StoreError;
+use secret_rotator_store::error::codes;
 
 /// The error code recorded for a configuration problem (`status.lastFailure.errorCode`).
 pub const CONFIG_CODE: &str = "CONFIG";

@@ -27,8 +27,8 @@ use zeroize::Zeroizing;
 
 use crate::api::SecretRotation;
 use crate::metrics::{CategoryLabel, Metrics};
-use crate::store::{Store, StoreError};
 use policy::NamespacePolicy;
+use secret_rotator_store::{Store, StoreError};
 
 /// What every reconcile shares.
 pub struct Context {
@@ -57,7 +57,7 @@ pub struct Context {
     /// The operator's own writes until the watch caches show them.
     pub freshness: freshness::Freshness,
     /// Administrator connections kept open briefly between rotations (per server and credentials).
-    pub admin_pool: Arc<crate::database::pool::AdminPool>,
+    pub admin_pool: Arc<secret_rotator_store::database::pool::AdminPool>,
 }
 
 /// The synced Secrets as the watch last listed them.

@@ -19,6 +19,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use secret_rotator_core::accounts::{SUPERUSERS, glob};
+
 use serde::Deserialize;
 
 /// The policy file.
@@ -55,20 +57,6 @@ pub struct DatabaseGrant {
     pub accounts: Vec<String>,
 }
 
-/// Built-in superusers of PostgreSQL, MySQL and MariaDB: rotating one through a tenant's resource would
-/// hand the tenant the server.
-pub const SUPERUSERS: &[&str] = &[
-    "postgres",
-    "root",
-    "mysql.sys",
-    "mysql.session",
-    "mysql.infoschema",
-    "mariadb.sys",
-    "debian-sys-maint",
-    "rdsadmin",
-    "azure_superuser",
-];
-
 /// What a resource addresses, for [`NamespacePolicy::check`].
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -94,29 +82,6 @@ pub struct PolicyError {
     pub path: String,
     /// What is wrong.
     pub message: String,
-}
-
-/// Whether `name` matches `pattern`, where `*` matches any run of characters.
-pub(crate) fn glob(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == name;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first)
-        || !name[first.len()..].ends_with(last)
-        || name.len() < first.len() + last.len()
-    {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 impl NamespacePolicy {

@@ -583,7 +583,7 @@ fn held_notes(frame: &Frame<'_>, outcome: &Outcome<'_>, held: &Held) -> Vec<Note
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreError;
+    use secret_rotator_store::StoreError;
 
     const NOW: &str = "2026-11-27T12:00:00Z";
 

@@ -14,8 +14,8 @@ use crate::api::{
     ANNOTATION_ADOPT, ANNOTATION_ROTATION_TASK_ID, ANNOTATION_VERSION_ID, DeletionPolicy,
     SecretRotation,
 };
-use crate::store::model::{DatabaseCredential, Version};
 use crate::validation::{SyncTarget, ValidatedSpec};
+use secret_rotator_store::model::{DatabaseCredential, Version};
 
 /// Label on every synced Secret: who manages it.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -276,8 +276,8 @@ pub fn up_to_date(desired: &Secret, existing: &Secret) -> bool {
 mod tests {
     use super::*;
     use crate::api::SecretRotationSpec;
-    use crate::secret_value::SecretValue;
-    use crate::store::model::{ValueKind, VersionMetadata};
+    use secret_rotator_core::secret_value::SecretValue;
+    use secret_rotator_store::model::{ValueKind, VersionMetadata};
 
     fn checked(sr: &SecretRotation) -> ValidatedSpec {
         crate::validation::validate(sr).unwrap()

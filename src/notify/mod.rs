@@ -158,7 +158,7 @@ impl Notifier {
             .iter()
             .map(|u| parse_sink(u))
             .collect::<Result<Vec<_>, _>>()?;
-        crate::tls::install_crypto_provider();
+        secret_rotator_store::tls::install_crypto_provider();
         let mut b = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))

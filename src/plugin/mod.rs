@@ -137,7 +137,7 @@ impl PluginError {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    crate::planner::duration::parse_duration(s).map_err(|e| e.to_string())
+    secret_rotator_core::planner::duration::parse_duration(s).map_err(|e| e.to_string())
 }
 
 fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> PluginError {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::BoxError;
-use crate::files::check_private;
 use crate::notify::NotifyConfig;
+use secret_rotator_core::files::check_private;
 
 /// Outbound notification flags.
 #[derive(Args, Debug, Clone)]

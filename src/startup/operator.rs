@@ -11,9 +11,9 @@ use super::notify_args::NotifyArgs;
 use super::store_args::{StoreArgs, StoreKind, open_when_free};
 use super::{BoxError, health, shutdown_signal};
 use crate::controller::{self, Context, Scope, leader, policy::NamespacePolicy};
-use crate::files::check_private;
 use crate::notify::{Notifier, Workers};
-use crate::store::embedded::crypto::MasterKey;
+use secret_rotator_core::files::check_private;
+use secret_rotator_store::embedded::crypto::MasterKey;
 
 #[derive(Args, Debug)]
 /// The arguments of `run`.
@@ -76,7 +76,7 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
         Some(p) => NamespacePolicy::load(p)?,
         None => NamespacePolicy::default(),
     };
-    crate::tls::install_crypto_provider();
+    secret_rotator_store::tls::install_crypto_provider();
     let metrics = Arc::new(crate::metrics::Metrics::new());
     // Before connecting: a bad sink, key or CA stops the start at once.
     let (notifier, notify_workers) = match args.notify.config()? {
@@ -128,7 +128,7 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
 }
 
 fn parse_period(text: &str) -> Result<std::time::Duration, String> {
-    crate::planner::duration::parse_duration(text).map_err(|e| e.to_string())
+    secret_rotator_core::planner::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// Resolves once the stop channel says so.

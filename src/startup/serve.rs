@@ -7,11 +7,11 @@ use clap::Args;
 
 use super::store_args::StoreArgs;
 use super::{BoxError, shutdown_signal};
-use crate::files::check_private;
-use crate::server::targets::TargetsFile;
-use crate::server::{self, AppState, RotationMode, TlsFiles, auth::AuthFile};
-use crate::store::Store;
-use crate::store::target::{SimulatedTargets, TargetResolver};
+use secret_rotator_core::files::check_private;
+use secret_rotator_server::targets::TargetsFile;
+use secret_rotator_server::{self as server, AppState, RotationMode, TlsFiles, auth::AuthFile};
+use secret_rotator_store::Store;
+use secret_rotator_store::changer::{ChangerResolver, SimulatedChangers};
 
 /// How often `serve` deletes the secrets whose scheduled deletion time has passed (reads treat them as
 /// deleted at once; this removes their records, versions and tasks).
@@ -65,7 +65,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     check_private(&args.auth_file, "auth file")?;
     let auth = AuthFile::load(&args.auth_file)?;
     let store = args.store.open()?;
-    let resolver: Option<Arc<dyn TargetResolver>> = match (
+    let resolver: Option<Arc<dyn ChangerResolver>> = match (
         &args.targets_file,
         args.simulated_databases,
     ) {
@@ -79,7 +79,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
             tracing::warn!(
                 "--simulated-databases: database rotations change in-memory accounts, not real databases"
             );
-            Some(Arc::new(SimulatedTargets::default()))
+            Some(Arc::new(SimulatedChangers::default()))
         }
         (None, false) => {
             tracing::info!(

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::BoxError;
-use crate::files::check_private;
-use crate::store::Store;
-use crate::store::csms::{CsmsAuth, CsmsOptions, CsmsStore};
-use crate::store::embedded::crypto::MasterKey;
-use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
+use secret_rotator_core::files::check_private;
+use secret_rotator_store::Store;
+use secret_rotator_store::csms::{CsmsAuth, CsmsOptions, CsmsStore};
+use secret_rotator_store::embedded::crypto::MasterKey;
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
 
 /// Which backing store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -42,10 +42,10 @@ pub struct StoreArgs {
     #[arg(long, env = "SECRET_ROTATOR_MASTER_KEY_SECRET")]
     pub master_key_secret: Option<String>,
     /// Embedded store: deprecated versions kept per secret.
-    #[arg(long, default_value_t = crate::store::embedded::DEFAULT_HISTORY_LIMIT)]
+    #[arg(long, default_value_t = secret_rotator_store::embedded::DEFAULT_HISTORY_LIMIT)]
     pub history_limit: usize,
     /// Embedded store: MiB of the engine's page cache (the operating system caches the file as well).
-    #[arg(long, default_value_t = crate::store::embedded::DEFAULT_CACHE_BYTES >> 20, env = "SECRET_ROTATOR_STORE_CACHE_MIB")]
+    #[arg(long, default_value_t = secret_rotator_store::embedded::DEFAULT_CACHE_BYTES >> 20, env = "SECRET_ROTATOR_STORE_CACHE_MIB")]
     pub store_cache_mib: usize,
     /// csms store: the endpoint, for example https://kms.ap-southeast-1.myhuaweicloud.com.
     #[arg(long, env = "SECRET_ROTATOR_CSMS_ENDPOINT")]

@@ -11,14 +11,14 @@ use crate::api::{
     ANNOTATION_ROTATE_NOW, DatabaseEngine, DatabaseMode, DatabaseSpec, RotationSpec,
     SecretRotation, SecretType, TargetSpec, TlsMode,
 };
-use crate::password::{self, PasswordPolicy};
-use crate::planner::Timing;
-use crate::planner::duration::parse_duration;
-use crate::planner::schedule::{Schedule, zone};
-use crate::planner::window::MaintenanceWindow;
-use crate::store::SecretName;
-use crate::template::Template;
 use kube_names::{MAX_ANNOTATION_BYTES, label_value, printable, qualified_name, secret_key};
+use secret_rotator_core::names::SecretName;
+use secret_rotator_core::password::{self, PasswordPolicy};
+use secret_rotator_core::planner::Timing;
+use secret_rotator_core::planner::duration::parse_duration;
+use secret_rotator_core::planner::schedule::{Schedule, zone};
+use secret_rotator_core::planner::window::MaintenanceWindow;
+use secret_rotator_core::template::Template;
 pub use spec::{Accounts, Database, SyncTarget, ValidatedSpec};
 
 /// Prefix of annotation and label keys that belong to the operator.

@@ -7,11 +7,11 @@ use crate::api::{
     AdminSecretRef, DatabaseEngine, DatabaseMode, DeletionPolicy, RestartKind, SecretKeyRef,
     SecretType, TlsMode,
 };
-use crate::password::PasswordPolicy;
-use crate::planner::Timing;
-use crate::planner::window::MaintenanceWindow;
-use crate::store::SecretName;
-use crate::template::Template;
+use secret_rotator_core::names::SecretName;
+use secret_rotator_core::password::PasswordPolicy;
+use secret_rotator_core::planner::Timing;
+use secret_rotator_core::planner::window::MaintenanceWindow;
+use secret_rotator_core::template::Template;
 
 /// A SecretRotation whose every rule holds.
 #[derive(Debug, Clone)]

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use secret_rotator::server::{self, AppState, RotationMode, auth::AuthFile};
-use secret_rotator::store::Store;
-use secret_rotator::store::csms::auth::AccessKey;
-use secret_rotator::store::csms::{CsmsAuth, CsmsOptions, CsmsStore};
-use secret_rotator::store::embedded::crypto::MasterKey;
-use secret_rotator::store::embedded::{EmbeddedOptions, EmbeddedStore};
-use secret_rotator::store::target::{SimulatedTargets, TargetResolver};
+use secret_rotator_server::{self as server, AppState, RotationMode, auth::AuthFile};
+use secret_rotator_store::Store;
+use secret_rotator_store::changer::{ChangerResolver, SimulatedChangers};
+use secret_rotator_store::csms::auth::AccessKey;
+use secret_rotator_store::csms::{CsmsAuth, CsmsOptions, CsmsStore};
+use secret_rotator_store::embedded::crypto::MasterKey;
+use secret_rotator_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use zeroize::Zeroizing;
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
@@ -73,7 +73,7 @@ pub struct Serving {
     /// The store; an embedded one in the server's temporary directory when `None`.
     pub store: Option<Arc<dyn Store>>,
     /// The databases (`--targets-file`); `None` is `--simulated-databases`, unless `no_targets`.
-    pub resolver: Option<Arc<dyn TargetResolver>>,
+    pub resolver: Option<Arc<dyn ChangerResolver>>,
     /// Neither a targets file nor simulated databases.
     pub no_targets: bool,
     /// `--synchronous-rotation` or the default.
@@ -101,10 +101,10 @@ pub async fn start_serving(serving: Serving) -> TestServer {
         Some(s) => s,
         None => embedded(&dir),
     };
-    let resolver: Option<Arc<dyn TargetResolver>> = match (serving.resolver, serving.no_targets) {
+    let resolver: Option<Arc<dyn ChangerResolver>> = match (serving.resolver, serving.no_targets) {
         (Some(r), _) => Some(r),
         (None, true) => None,
-        (None, false) => Some(Arc::new(SimulatedTargets::default())),
+        (None, false) => Some(Arc::new(SimulatedChangers::default())),
     };
     let app = server::router(AppState {
         store,

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use secret_rotator::api::{DatabaseEngine, TlsMode};
-use secret_rotator::database::Connection;
-use secret_rotator::secret_value::SecretValue;
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::database::Connection;
 
 pub const ADMIN_PASSWORD: &str = "admin-Pw-0123456789";
 

@@ -30,7 +30,7 @@ impl OperatorFiles {
         let key = dir.path().join("master.key");
         std::fs::write(
             &key,
-            secret_rotator::store::embedded::crypto::MasterKey::generate()
+            secret_rotator_store::embedded::crypto::MasterKey::generate()
                 .unwrap()
                 .to_base64()
                 .as_bytes(),
@@ -49,10 +49,10 @@ impl OperatorFiles {
     }
 
     /// Opens the store (only while no operator holds it).
-    pub fn open_store(&self) -> secret_rotator::store::embedded::EmbeddedStore {
+    pub fn open_store(&self) -> secret_rotator_store::embedded::EmbeddedStore {
         let key =
-            secret_rotator::store::embedded::crypto::MasterKey::from_file(&self.key()).unwrap();
-        secret_rotator::store::embedded::EmbeddedStore::open(&self.store(), key, Default::default())
+            secret_rotator_store::embedded::crypto::MasterKey::from_file(&self.key()).unwrap();
+        secret_rotator_store::embedded::EmbeddedStore::open(&self.store(), key, Default::default())
             .unwrap()
     }
 }
@@ -317,7 +317,7 @@ pub fn serve_dir(token: &str, project: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("master.key"),
-        secret_rotator::store::embedded::crypto::MasterKey::generate()
+        secret_rotator_store::embedded::crypto::MasterKey::generate()
             .unwrap()
             .to_base64(),
     )

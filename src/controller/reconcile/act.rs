@@ -10,12 +10,12 @@ use super::observe::{Current, Observed, read_current, reading};
 use super::{Failure, Run};
 use crate::controller::Error;
 use crate::controller::status::with_intent;
-use crate::database;
 use crate::metrics::ResultLabel;
-use crate::planner::{self, Action, Plan};
-use crate::store::model::*;
-use crate::store::target::PasswordTarget;
 use crate::validation::{Database, ValidatedSpec};
+use secret_rotator_core::planner::{self, Action, Plan};
+use secret_rotator_store::changer::PasswordChanger;
+use secret_rotator_store::database;
+use secret_rotator_store::model::*;
 
 /// What acting did.
 pub struct Acted {
@@ -127,7 +127,7 @@ async fn rotate(run: &Run<'_>, spec: &ValidatedSpec) -> Result<String, Failure> 
             .await?;
         Ok(r.rotation_task_id)
     } else {
-        let v = crate::password::generate(&spec.password)
+        let v = secret_rotator_core::password::generate(&spec.password)
             .map_err(|e| Failure::ConfigurationMissing(e.to_string()))?;
         let req = CreateVersion {
             secret_string: Some(v),
@@ -146,7 +146,7 @@ async fn rotate(run: &Run<'_>, spec: &ValidatedSpec) -> Result<String, Failure> 
 pub(super) async fn connection(
     run: &Run<'_>,
     db: &Database,
-) -> Result<Arc<dyn PasswordTarget>, Failure> {
+) -> Result<Arc<dyn PasswordChanger>, Failure> {
     let admin = match &db.admin_secret_ref {
         None => None,
         Some(r) => {
@@ -198,5 +198,5 @@ pub(super) async fn connection(
         ca_pem,
         admin,
     };
-    Ok(database::target_in(conn, run.ctx.admin_pool.clone()))
+    Ok(database::changer_in(conn, run.ctx.admin_pool.clone()))
 }

@@ -8,8 +8,8 @@ use crate::api::SecretRotation;
 use crate::controller::Context;
 use crate::controller::policy::Request;
 use crate::controller::reasons::Reason;
-use crate::planner::Timing;
 use crate::validation::{ValidatedSpec, validate};
+use secret_rotator_core::planner::Timing;
 
 /// The typed spec, or why the resource waits for a change.
 pub fn admit(sr: &SecretRotation, ctx: &Context) -> Result<ValidatedSpec, Blocked> {

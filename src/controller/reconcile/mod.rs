@@ -34,10 +34,10 @@ use super::{Context, Error};
 use crate::api::{FIELD_MANAGER, SecretRotation, SecretRotationStatus};
 use crate::metrics::{OperationLabel, ResourceLabel};
 use crate::notify;
-use crate::planner::{self, Action, Input, PendingRotateNow, Plan};
-use crate::secret_value::SecretValue;
-use crate::store::StoreResult;
 use crate::validation::ValidatedSpec;
+use secret_rotator_core::planner::{self, Action, Input, PendingRotateNow, Plan};
+use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::StoreResult;
 
 /// One reconcile of one SecretRotation.
 pub async fn reconcile(sr: Arc<SecretRotation>, ctx: Arc<Context>) -> Result<KubeAction, Error> {

@@ -13,9 +13,9 @@ use crate::controller::reasons::Reason;
 use crate::controller::status::from_millis;
 use crate::controller::synced::may_write;
 use crate::metrics::ResultLabel;
-use crate::store::model::*;
-use crate::store::{StoreError, StoreResult};
 use crate::validation::ValidatedSpec;
+use secret_rotator_store::model::*;
+use secret_rotator_store::{StoreError, StoreResult};
 
 /// The store's SYSCURRENT, as the reconcile sees it.
 pub enum Current {
@@ -267,7 +267,7 @@ async fn bootstrap(
     let mut adopted = false;
     match &spec.database {
         None => {
-            let v = crate::password::generate(&spec.password)
+            let v = secret_rotator_core::password::generate(&spec.password)
                 .map_err(|e| Failure::ConfigurationMissing(e.to_string()))?;
             req.secret_string = Some(v);
         }

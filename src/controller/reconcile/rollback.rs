@@ -12,8 +12,8 @@ use super::observe::{read_current, reading};
 use crate::api::{ANNOTATION_ROLLBACK_TO, RollbackResult, RollbackStatus};
 use crate::controller::Error;
 use crate::controller::status::seconds;
-use crate::store::model::RotateOptions;
 use crate::validation::ValidatedSpec;
+use secret_rotator_store::model::RotateOptions;
 
 /// A rollback request not handled yet: the annotation's value and the version it names.
 pub fn pending(run: &Run<'_>) -> Option<(String, String)> {

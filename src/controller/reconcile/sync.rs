@@ -11,10 +11,10 @@ use crate::api::FIELD_MANAGER;
 use crate::controller::status::{Held, Restart, RestartResult, SyncedState, from_millis};
 use crate::controller::synced::{data_hmac, desired_data, desired_secret, up_to_date};
 use crate::controller::{Error, restart};
-use crate::store::StoreError;
-use crate::store::model::DatabaseCredential;
 use crate::validation::ValidatedSpec;
 use crate::validation::spec::Pick;
+use secret_rotator_store::StoreError;
+use secret_rotator_store::model::DatabaseCredential;
 
 /// Brings the synced Secret to SYSCURRENT; restarts the restart targets after a rotation.
 pub async fn sync(
@@ -118,12 +118,12 @@ pub async fn sync(
 async fn read_previous(
     run: &Run<'_>,
     spec: &ValidatedSpec,
-) -> Result<Option<crate::store::model::Version>, Error> {
+) -> Result<Option<secret_rotator_store::model::Version>, Error> {
     let project = run.project(spec);
     let read = run.ctx.store.show_version_by_stage(
         &project,
         spec.store_secret.as_str(),
-        crate::store::model::SYSPREVIOUS,
+        secret_rotator_store::model::SYSPREVIOUS,
     );
     match run.timed("show_version", read).await {
         Ok(v) => Ok(Some(v)),
