@@ -1,5 +1,5 @@
 //! The real helm and kubectl against a given kubeconfig: the chart tests of the control plane
-//! (`tests/helm.rs`) and of the node (`tests/helm_node.rs`) share them.
+//! (`tests/cluster/helm.rs`) and of the node (`tests/node/helm_node.rs`) share them.
 
 use std::io::Write;
 use std::path::Path;

@@ -238,6 +238,7 @@ impl Drop for TestNamespace {
             .output();
     }
 }
+pub mod csms;
 pub mod db;
 pub mod helm;
 pub mod node;

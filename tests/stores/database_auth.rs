@@ -7,15 +7,13 @@
 //! server written here, because it plays the attacker: a real MariaDB does not ask for caching_sha2's full
 //! authentication, which is the step that gives the password away.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::db::Postgres;
 use secret_rotator::api::TlsMode;
 use secret_rotator_core::secret_value::SecretValue;
 use secret_rotator_store::database::{Connection, target};
-use support::db::Postgres;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -145,7 +143,7 @@ async fn postgresql_sends_no_cleartext_or_md5_password_to_an_unverified_server()
         let t = target(conn);
         t.test_login(
             "admin",
-            &SecretValue::from_str_value(support::db::ADMIN_PASSWORD),
+            &SecretValue::from_str_value(crate::support::db::ADMIN_PASSWORD),
         )
         .await
         .unwrap_or_else(|e| panic!("{mode:?}: {e:?}"));
@@ -247,7 +245,7 @@ async fn fake_mysql(
 }
 
 fn server_config(dir: &std::path::Path) -> (Arc<rustls::ServerConfig>, Vec<u8>) {
-    let (ca, crt, key) = support::db::make_certs(dir);
+    let (ca, crt, key) = crate::support::db::make_certs(dir);
     let certs = rustls_pemfile::certs(&mut &std::fs::read(crt).unwrap()[..])
         .collect::<Result<Vec<_>, _>>()
         .unwrap();

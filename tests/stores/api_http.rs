@@ -1,8 +1,7 @@
 //! The API's status codes and error bodies over real HTTP: 200, 400, 401, 403, 404, 500, 502 and 504,
 //! malformed JSON, oversized bodies, unknown routes and wrong methods.
 
-#[path = "support/csms.rs"]
-mod csms_support;
+use crate::support::csms as csms_support;
 
 use std::sync::Arc;
 use std::time::Duration;

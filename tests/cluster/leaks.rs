@@ -7,19 +7,17 @@
 //! statuses, the metrics, and the raw bytes of both store files. Expected: zero hits. To show the search
 //! can fail, the synced Secret (where values belong) must contain them.
 
-mod support;
-
 use std::process::Stdio;
 
+use crate::support::db::{ADMIN_PASSWORD, Postgres};
+use crate::support::operator::*;
+use crate::support::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use secret_rotator::api::SecretRotation;
 use secret_rotator_store::Store;
 use secret_rotator_store::embedded::EmbeddedStore;
 use secret_rotator_store::embedded::crypto::MasterKey;
-use support::db::{ADMIN_PASSWORD, Postgres};
-use support::operator::*;
-use support::*;
 
 const PROJECT: &str = "default";
 

@@ -1,8 +1,7 @@
 //! One Store conformance suite, run against the embedded store in process and against the `csms` client
 //! talking to `serve` over HTTP (with a token, and with AK/SK signatures). Both must behave alike.
 
-#[path = "support/csms.rs"]
-mod csms_support;
+use crate::support::csms as csms_support;
 
 use std::sync::Arc;
 

@@ -1,8 +1,7 @@
 //! `serve` against clients that try to hold its connections: a body is read only after the headers
 //! authenticate, and slow headers and bodies are cut off. Raw TCP on loopback, the real server.
 
-#[path = "support/csms.rs"]
-mod csms_support;
+use crate::support::csms as csms_support;
 
 use std::time::{Duration, Instant};
 

@@ -6,16 +6,14 @@
 //! helm comes from `scripts/testenv install` (the cache), promtool from the Debian package `prometheus`
 //! that the same command installs; a missing one fails the test with that advice.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::helm::chart;
+use crate::support::operator::*;
+use crate::support::{TestNamespace, client, control_plane, install_crd, repo_root, tool};
 use serde_json::Value;
-use support::helm::chart;
-use support::operator::*;
-use support::{TestNamespace, client, control_plane, install_crd, repo_root, tool};
 
 /// The values the default promtool test file is written for.
 const DEFAULT_RULE_VALUES: &[&str] = &[
@@ -557,7 +555,7 @@ roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: alerts-operato
 subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: alerts-operator}}]
 "#
     );
-    support::helm::kubectl_stdin(admin_kc, &["apply", "-f", "-"], &rbac);
+    crate::support::helm::kubectl_stdin(admin_kc, &["apply", "-f", "-"], &rbac);
     let admin = std::fs::read_to_string(admin_kc).unwrap();
     let field = |key: &str| {
         admin
@@ -610,8 +608,11 @@ async fn every_metric_in_the_rules_and_the_dashboard_is_exported_by_the_operator
         "--show-only",
         "templates/grafana-dashboard.yaml",
     ]);
-    let applied =
-        support::helm::kubectl_stdin(&control_plane().kubeconfig, &["apply", "-f", "-"], &cm);
+    let applied = crate::support::helm::kubectl_stdin(
+        &control_plane().kubeconfig,
+        &["apply", "-f", "-"],
+        &cm,
+    );
     assert!(
         applied.contains("configmap/rel-secret-rotator-dashboard created"),
         "{applied}"

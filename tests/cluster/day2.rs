@@ -1,10 +1,8 @@
 //! Day-2 operations (issue 16) on the local control plane with a real `secret-rotator run`: time zones,
 //! maintenance windows and what the status and `kubectl get` say about them.
 
-mod support;
-
-use support::operator::*;
-use support::{TestNamespace, client, install_crd, kubectl_ok};
+use crate::support::operator::*;
+use crate::support::{TestNamespace, client, install_crd, kubectl_ok};
 
 fn common(name: &str, rotation: &str) -> String {
     format!(
@@ -173,7 +171,7 @@ async fn install_rollout_crd(c: &kube::Client) {
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => panic!("creating the Rollout CRD: {e}"),
     }
-    support::wait_crd_established(c, "rollouts.argoproj.io").await;
+    crate::support::wait_crd_established(c, "rollouts.argoproj.io").await;
 }
 
 /// Restart targets by label selector (two Deployments match, a third does not) and an Argo Rollout by name
@@ -288,7 +286,7 @@ async fn kubectl_explain_shows_the_day2_fields() {
         ("secretrotations.status.lastRollback", "rollback request"),
     ] {
         let out = eventually(30, &format!("kubectl explain {path}"), || async {
-            let out = support::kubectl(&["explain", path]);
+            let out = crate::support::kubectl(&["explain", path]);
             out.status
                 .success()
                 .then(|| String::from_utf8_lossy(&out.stdout).into_owned())

@@ -9,8 +9,6 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-mod support;
-
 fn python() -> PathBuf {
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testenv"))
         .arg("venv")
@@ -89,7 +87,7 @@ const DB_PASSWORD: &str = "initial-pw-sdk-0123456789";
 fn the_official_python_sdk_works_against_serve() {
     let py = python();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let pg = support::db::Postgres::start();
+    let pg = crate::support::db::Postgres::start();
     rt.block_on(pg.admin_sql(&format!(
         "CREATE ROLE {DB_USER} LOGIN PASSWORD '{DB_PASSWORD}'"
     )));
@@ -110,7 +108,7 @@ fn the_official_python_sdk_works_against_serve() {
         &admin,
         format!(
             "username: admin\npassword: {}\n",
-            support::db::ADMIN_PASSWORD
+            crate::support::db::ADMIN_PASSWORD
         ),
     )
     .unwrap();
@@ -191,7 +189,7 @@ fn the_official_python_sdk_works_against_serve() {
     // Neither the secret key, the administrator's password nor the values reach the servers' logs.
     for needle in [
         "sdk-test-secret-key-0123456789",
-        support::db::ADMIN_PASSWORD,
+        crate::support::db::ADMIN_PASSWORD,
         current.password.as_str(),
         DB_PASSWORD,
         "first-value",

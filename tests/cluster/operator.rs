@@ -1,17 +1,15 @@
 //! The operator end to end: a real `secret-rotator run` process on the local control plane, with the
 //! embedded store.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::operator::*;
+use crate::support::{TestNamespace, client, control_plane, install_crd};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use secret_rotator_store::{SYSCURRENT, Store};
-use support::operator::*;
-use support::{TestNamespace, client, control_plane, install_crd};
 
 /// The operator's default project.
 const PROJECT: &str = "default";

@@ -2,13 +2,11 @@
 //! `secret-rotator` binary linked as `kubectl-srot`), with a kubeconfig whose context names the
 //! namespace, against the local control plane and a real `secret-rotator run`.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use support::operator::*;
-use support::{TestNamespace, bin_dir, client, control_plane, install_crd, tool};
+use crate::support::operator::*;
+use crate::support::{TestNamespace, bin_dir, client, control_plane, install_crd, tool};
 
 /// A directory with `kubectl-srot` (a link to the binary under test) and a kubeconfig whose current
 /// context's namespace is `ns`.

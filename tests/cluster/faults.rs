@@ -6,17 +6,15 @@
 //! again after the fault, status and synced Secrets converge on the store, and no due time rotates twice:
 //! in the store, consecutive versions of a secret are at least one period apart.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::operator::*;
+use crate::support::*;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use secret_rotator::api::{ANNOTATION_VERSION_ID, SecretRotation};
 use secret_rotator_store::{SYSCURRENT, Store};
-use support::operator::*;
-use support::*;
 
 const RESOURCES: usize = 6;
 const PERIOD_SECS: i64 = 8;

@@ -5,22 +5,20 @@
 //! modes, on a local control plane. Also: the answers without a targets file, for an unknown instance, for
 //! an account the instance may not rotate, and for a secret scheduled for deletion.
 
-#[path = "support/csms.rs"]
-mod csms_support;
-mod support;
+use crate::support::csms as csms_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::db::{ADMIN_PASSWORD, Mariadb, Postgres};
 use csms_support::{PROJECT, Serving, TOKEN, start_serving, token_client};
 use secret_rotator_server::RotationMode;
 use secret_rotator_server::targets::TargetsFile;
 use secret_rotator_store::csms::{CsmsOptions, CsmsStore};
 use secret_rotator_store::*;
 use serde_json::Value;
-use support::db::{ADMIN_PASSWORD, Mariadb, Postgres};
 
 /// Client options: quick retries, and task polls long enough for a 10 s database timeout.
 fn opts() -> CsmsOptions {
@@ -493,11 +491,11 @@ async fn database_rotations_serve_cannot_carry_out_are_refused_clearly() {
 /// scheduled for deletion through `serve` stops it (`StoreSecretPendingDeletion`, the Secret kept);
 /// restored, a rotate-now rotates again.
 async fn operator_through_serve(mode: RotationMode, tag: &str) {
+    use crate::support::operator::*;
+    use crate::support::*;
     use kube::api::Api;
     use secret_rotator::api::SecretRotation;
     use std::process::{Command, Stdio};
-    use support::operator::*;
-    use support::*;
 
     let pg = Postgres::start();
     let user = format!("app_op_{tag}");

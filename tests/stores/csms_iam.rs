@@ -1,8 +1,7 @@
 //! The `csms` client's IAM authentication: a project-scoped token fetched from `POST /v3/auth/tokens`
 //! (a stand-in IAM over real HTTP), used as X-Auth-Token against `serve`, and refreshed before it expires.
 
-#[path = "support/csms.rs"]
-mod csms_support;
+use crate::support::csms as csms_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,14 +3,12 @@
 //! keeps rotating, the operator neither exits nor records reconcile errors, and no refused Secret is
 //! retried in a loop.
 
-mod support;
-
+use crate::support::operator::*;
+use crate::support::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use secret_rotator::api::SecretRotation;
 use serde_json::{Value, json};
-use support::operator::*;
-use support::*;
 
 enum Expect {
     /// The apiserver refuses the create; its message names this.

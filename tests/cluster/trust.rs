@@ -1,16 +1,14 @@
 //! What a tenant who may create SecretRotations (but not Secrets, nor the operator's other rights) can make
 //! the operator do: each test failed before its fix. A real `secret-rotator run` on the local control plane.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::operator::*;
+use crate::support::{TestNamespace, client, control_plane, install_crd};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use support::operator::*;
-use support::{TestNamespace, client, control_plane, install_crd};
 
 fn common(name: &str, extra: &str) -> String {
     format!(

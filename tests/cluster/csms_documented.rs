@@ -10,9 +10,7 @@
 //! version, list the tasks; and the operator (`run --store csms`, on the local control plane) rotates a
 //! database secret through it, then reports the secret's pending deletion as a condition of its own.
 
-#[path = "support/csms.rs"]
-mod csms_support;
-mod support;
+use crate::support::csms as csms_support;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -724,10 +722,10 @@ async fn a_full_rotation_cycle_against_the_documented_answers() {
 /// `Ready=False StoreSecretPendingDeletion` with an event; once the deletion is cancelled, rotations resume.
 #[tokio::test]
 async fn the_operator_rotates_through_the_documented_answers_and_reports_a_pending_deletion() {
+    use crate::support::operator::*;
+    use crate::support::*;
     use std::os::unix::fs::PermissionsExt;
     use std::process::{Command, Stdio};
-    use support::operator::*;
-    use support::*;
 
     let state: Shared = Arc::default();
     let url = serve_documented(state.clone()).await;

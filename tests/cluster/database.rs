@@ -1,16 +1,14 @@
 //! Database rotation against real PostgreSQL 15 and MariaDB servers, driven by the operator process on
 //! the local control plane.
 
-mod support;
-
+use crate::support::db::{ADMIN_PASSWORD, Mariadb, Postgres};
+use crate::support::operator::*;
+use crate::support::{TestNamespace, client, control_plane, install_crd};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use mysql_async::prelude::Queryable;
 use secret_rotator_store::{Store, TaskFilter};
-use support::db::{ADMIN_PASSWORD, Mariadb, Postgres};
-use support::operator::*;
-use support::{TestNamespace, client, control_plane, install_crd};
 
 enum Db {
     Pg(Postgres),
@@ -440,7 +438,7 @@ async fn postgresql_tls_modes() {
     pg.admin_sql("CREATE ROLE tls_user LOGIN PASSWORD 'tls-initial'")
         .await;
     let other_dir = tempfile::tempdir().unwrap();
-    let (other_ca, _, _) = support::db::make_certs(other_dir.path());
+    let (other_ca, _, _) = crate::support::db::make_certs(other_dir.path());
     let cases = [
         (TlsMode::Require, None, true),
         (TlsMode::VerifyFull, Some(ca.clone()), true),
@@ -461,7 +459,7 @@ async fn mariadb_tls_modes() {
     m.admin_sql("CREATE USER 'tls_user'@'%' IDENTIFIED BY 'tls-initial'")
         .await;
     let other_dir = tempfile::tempdir().unwrap();
-    let (other_ca, _, _) = support::db::make_certs(other_dir.path());
+    let (other_ca, _, _) = crate::support::db::make_certs(other_dir.path());
     let cases = [
         (TlsMode::Require, None, true),
         (TlsMode::VerifyFull, Some(ca.clone()), true),

@@ -1,16 +1,14 @@
 //! The Argo CD health check and the `rotate-now` resource action from the README, run by a Lua 5.1
 //! interpreter (Argo CD's dialect; Debian's `lua5.1`) against status objects the operator really wrote.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use crate::support::operator::*;
+use crate::support::{TestNamespace, client, install_crd, repo_root};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use secret_rotator::api::SecretRotation;
-use support::operator::*;
-use support::{TestNamespace, client, install_crd, repo_root};
 
 /// The argocd-cm entries of the README's GitOps section: (health.lua, discovery.lua, action.lua).
 fn readme_lua() -> (String, String, String) {
@@ -246,7 +244,7 @@ async fn the_readme_health_check_and_rotate_now_action_on_real_objects() {
 }
 
 fn kubectl_patch_period(ns: &str, name: &str, period: &str) {
-    support::kubectl_ok(&[
+    crate::support::kubectl_ok(&[
         "patch",
         "srot",
         name,

@@ -8,9 +8,7 @@
 //! again by itself; and in the store no two versions of a secret are closer than the period — an ambiguous
 //! failure never produced a second new version for one due time.
 
-#[path = "support/csms.rs"]
-mod csms_support;
-mod support;
+use crate::support::csms as csms_support;
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -23,8 +21,8 @@ use secret_rotator_store::{CreateSecret, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use support::operator::*;
-use support::*;
+use crate::support::operator::*;
+use crate::support::*;
 
 const PASS: u8 = 0;
 const ANSWER_500: u8 = 1;

@@ -6,24 +6,22 @@
 //! a missing piece fails with what to do. scripts/test starts one node for these tests
 //! (`SECRET_ROTATOR_NODE_STATE`) and builds the image first (`SECRET_ROTATOR_IMAGE`).
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::helm::chart;
+use crate::support::node::{container_pid, load_image, node, node_logs};
+use crate::support::operator::*;
+use crate::support::{TestNamespace, client, install_crd, kubectl, kubectl_ok, repo_root};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use support::helm::chart;
-use support::node::{container_pid, load_image, node, node_logs};
-use support::operator::*;
-use support::{TestNamespace, client, install_crd, kubectl, kubectl_ok, repo_root};
 
 fn helm_ok(args: &[&str]) -> String {
-    support::helm::helm_ok(&node().kubeconfig, args)
+    crate::support::helm::helm_ok(&node().kubeconfig, args)
 }
 
 fn kubectl_stdin(args: &[&str], input: &str) -> String {
-    support::helm::kubectl_stdin(&node().kubeconfig, args, input)
+    crate::support::helm::kubectl_stdin(&node().kubeconfig, args, input)
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
@@ -687,7 +685,7 @@ async fn the_postgresql_example_from_the_pod_network() {
 
     // A test PostgreSQL (password authentication), reached from pods through a Service named as in the
     // example (orders-db.<namespace>.svc) whose endpoint is the bridge's gateway.
-    let pg = support::db::Postgres::start();
+    let pg = crate::support::db::Postgres::start();
     let initial = format!("orders-initial-{:08x}", rand::random::<u32>());
     pg.admin_sql(&format!(
         "CREATE ROLE orders_app LOGIN PASSWORD '{initial}'"
@@ -714,7 +712,10 @@ async fn the_postgresql_example_from_the_pod_network() {
         "-n",
         app,
         "--from-literal=username=admin",
-        &format!("--from-literal=password={}", support::db::ADMIN_PASSWORD),
+        &format!(
+            "--from-literal=password={}",
+            crate::support::db::ADMIN_PASSWORD
+        ),
     ]);
     let busybox = load_image("busybox");
     kubectl_stdin(

@@ -3,12 +3,11 @@
 //! OpenID Connect ID token: here with the apiserver's own TokenReview. The project-scoped token it issues is
 //! then the X-Auth-Token against `serve`. No password or AK/SK anywhere.
 
-#[path = "support/csms.rs"]
-mod csms_support;
-mod support;
+use crate::support::csms as csms_support;
 
 use std::sync::{Arc, Mutex};
 
+use crate::support::{TestNamespace, client};
 use axum::http::{HeaderMap, StatusCode};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenReview};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -19,7 +18,6 @@ use secret_rotator_server::{self as server, AppState, auth::AuthFile};
 use secret_rotator_store::csms::auth::WorkloadIdentity;
 use secret_rotator_store::csms::{CsmsAuth, CsmsStore};
 use secret_rotator_store::*;
-use support::{TestNamespace, client};
 
 const AUDIENCE: &str = "iam.test.example";
 const IDP: &str = "cce-test-cluster";

@@ -1,23 +1,23 @@
 //! The Helm chart on the local control plane, with the real helm and kubectl.
 
-mod support;
-
+use crate::support::helm::chart;
+use crate::support::operator::*;
+use crate::support::{
+    TestNamespace, client, client_for, control_plane, install_crd, kubectl, kubectl_ok,
+};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use support::helm::chart;
-use support::operator::*;
-use support::{TestNamespace, client, client_for, control_plane, install_crd, kubectl, kubectl_ok};
 
 fn helm(args: &[&str]) -> std::process::Output {
-    support::helm::helm(&control_plane().kubeconfig, args)
+    crate::support::helm::helm(&control_plane().kubeconfig, args)
 }
 
 fn helm_ok(args: &[&str]) -> String {
-    support::helm::helm_ok(&control_plane().kubeconfig, args)
+    crate::support::helm::helm_ok(&control_plane().kubeconfig, args)
 }
 
 fn kubectl_stdin(args: &[&str], input: &str) -> String {
-    support::helm::kubectl_stdin(&control_plane().kubeconfig, args, input)
+    crate::support::helm::kubectl_stdin(&control_plane().kubeconfig, args, input)
 }
 
 #[test]
@@ -83,7 +83,7 @@ async fn template_is_accepted_by_the_apiserver_in_both_modes() {
 
 #[tokio::test]
 async fn install_upgrade_keeps_the_master_key_and_uninstall_keeps_the_data() {
-    // With the default values the operator creates the key Secret at its first start (tests/helm_node.rs
+    // With the default values the operator creates the key Secret at its first start (tests/node/helm_node.rs
     // runs that on a node); here the user brings a key Secret of their own.
     let c = client().await;
     let ns = TestNamespace::new(&c, "helm-life").await;

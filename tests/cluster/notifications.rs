@@ -4,13 +4,13 @@
 //! synced value appears in any body, the retries of a sink that fails at first, and the delivered, failed
 //! and dropped counters of the operator's /metrics.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::operator::*;
+use crate::support::{TestNamespace, client, control_plane, install_crd};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -23,8 +23,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::operator::*;
-use support::{TestNamespace, client, control_plane, install_crd};
 
 /// The signing key; its file ends with a newline, which the operator drops.
 const KEY: &str = "notification-test-key-0123456789abcdef";
@@ -529,7 +527,7 @@ async fn rotations_restarts_rejections_and_failures_are_notified_signed_and_valu
 /// Runs the README's Python `verify` on a recorded request: accepted, then a repeat, then refused with a body
 /// that is not the one signed.
 fn readme_verifier_checks(seen: &Seen, dir: &std::path::Path) {
-    let readme = std::fs::read_to_string(support::repo_root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(crate::support::repo_root().join("README.md")).unwrap();
     let start = readme
         .find("<!-- notify-verify:start -->")
         .expect("the README marks its verifier");
@@ -687,7 +685,7 @@ async fn notifications_without_a_usable_key_stop_the_start() {
 /// apiserver takes; sinks without a key Secret, or a sink that is not http(s), are refused.
 #[tokio::test]
 async fn the_chart_passes_sinks_and_mounts_the_key() {
-    use support::helm::{chart, helm, helm_ok, kubectl_stdin};
+    use crate::support::helm::{chart, helm, helm_ok, kubectl_stdin};
     let c = client().await;
     let ns = TestNamespace::new(&c, "notify-chart").await;
     let kc = PathBuf::from("/nonexistent/kubeconfig");

@@ -2,19 +2,17 @@
 //! are accepted, invalid manifests are refused with a message naming the field, and the status
 //! subresource takes server-side apply.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use crate::support::{TestNamespace, client, control_plane, install_crd, kubectl_ok, tool};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use secret_rotator::api::{SecretRotation, SecretRotationSpec};
-use support::{TestNamespace, client, control_plane, install_crd, kubectl_ok, tool};
 
 #[test]
 fn committed_crd_matches_the_generator() {
     let generated = secret_rotator::crdgen::crd_yaml().expect("rendering the CRD");
-    let path = support::repo_root().join(secret_rotator::crdgen::CRD_PATH);
+    let path = crate::support::repo_root().join(secret_rotator::crdgen::CRD_PATH);
     let committed = std::fs::read_to_string(&path).expect("reading the committed CRD");
     assert!(
         committed == generated,
@@ -27,13 +25,13 @@ fn committed_crd_matches_the_generator() {
 async fn kubectl_apply_and_explain() {
     let c = client().await;
     // `kubectl apply -f crds/` as a user would (idempotent with install_crd).
-    let crds = support::repo_root().join("crds");
+    let crds = crate::support::repo_root().join("crds");
     kubectl_ok(&["apply", "-f", crds.to_str().unwrap()]);
     install_crd(&c).await;
     // The published OpenAPI lags the CRD's establishment by a moment.
     let mut out = String::new();
     for _ in 0..50 {
-        let o = support::kubectl(&["explain", "secretrotation.spec.rotation"]);
+        let o = crate::support::kubectl(&["explain", "secretrotation.spec.rotation"]);
         out = String::from_utf8_lossy(&o.stdout).into_owned();
         if o.status.success() && out.contains("period") {
             break;
@@ -56,7 +54,7 @@ async fn every_example_is_accepted_by_server_dry_run() {
     let c = client().await;
     install_crd(&c).await;
     let ns = TestNamespace::new(&c, "examples").await;
-    let dir = support::repo_root().join("examples");
+    let dir = crate::support::repo_root().join("examples");
     let mut applied = 0;
     for entry in std::fs::read_dir(&dir).expect("reading examples/") {
         let path = entry.expect("dir entry").path();

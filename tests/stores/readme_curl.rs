@@ -1,6 +1,5 @@
 //! Runs the README's curl examples, as written and in order, against the real `serve` binary.
 
-mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -27,8 +26,8 @@ fn every_curl_example_in_the_readme_works() {
         "curl is missing: run scripts/testenv install"
     );
 
-    let dir = support::operator::serve_dir("demo-token-0123456789abcdef", "demo-project");
-    let (mut server, port) = support::operator::serve_command(dir.path());
+    let dir = crate::support::operator::serve_dir("demo-token-0123456789abcdef", "demo-project");
+    let (mut server, port) = crate::support::operator::serve_command(dir.path());
     let mut server = server
         .arg("--simulated-databases")
         .stdout(Stdio::null())

@@ -2,14 +2,12 @@
 //! `series` (a merge patch the apiserver's validation accepts), another action is another Event, and an
 //! Event deleted meanwhile is created anew.
 
-mod support;
-
+use crate::support::{TestNamespace, client};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::events::{Event, EventType, Reporter};
 use secret_rotator::controller::events::EventSink;
-use support::{TestNamespace, client};
 
 fn reference(ns: &str) -> ObjectReference {
     ObjectReference {
