@@ -210,7 +210,7 @@ async fn main() {
                         "p",
                         "db",
                         RotateOptions {
-                            target: Some(t),
+                            changer: Some(t),
                             policy: None,
                         },
                     )

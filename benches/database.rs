@@ -71,7 +71,7 @@ async fn rotations(
             "p",
             "db",
             RotateOptions {
-                target: Some(target.clone()),
+                changer: Some(target.clone()),
                 policy: None,
             },
         )

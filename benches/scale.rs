@@ -43,9 +43,9 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use secret_rotator::api::{ANNOTATION_ROTATE_NOW, SecretRotation, SecretRotationStatus};
-use secret_rotator::controller::reasons::Reason;
 use secret_rotator::controller::status::{Verdict, set_conditions};
 use secret_rotator::controller::synced::{data_hmac, desired_secret};
+use secret_rotator::reasons::Reason;
 
 mod cluster;
 use cluster::*;
@@ -254,7 +254,7 @@ async fn two_writes(srs: &Api<SecretRotation>, secrets: &Api<Secret>, sr: &Secre
     data.insert("api-key".to_owned(), ByteString(value.into_bytes()));
     let hmac = data_hmac(&key, &data);
     let spec = secret_rotator::validation::validate(sr).expect("baseline: a valid SecretRotation");
-    let secret = desired_secret(sr, &spec.sync_target, data, "v2", "");
+    let secret = desired_secret(sr, &spec.synced, data, "v2", "");
     secrets
         .patch(
             &sr.synced_secret_name(),

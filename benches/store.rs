@@ -105,7 +105,7 @@ async fn fill(path: &std::path::Path, key: &MasterKey, n: usize, target: &Arc<Me
 
 fn with_target(t: &Arc<MemoryChanger>) -> RotateOptions {
     RotateOptions {
-        target: Some(t.clone() as Arc<dyn PasswordChanger>),
+        changer: Some(t.clone() as Arc<dyn PasswordChanger>),
         policy: None,
     }
 }

@@ -69,7 +69,7 @@ async fn child(dir: PathBuf, engine: String, port: u16) {
                     P,
                     name,
                     RotateOptions {
-                        target: Some(t.clone()),
+                        changer: Some(t.clone()),
                         policy: None,
                     },
                 )
@@ -156,7 +156,7 @@ async fn check(dir: &std::path::Path, engine: &str, port: u16) -> Result<bool, S
                 P,
                 name,
                 RotateOptions {
-                    target: Some(t.clone()),
+                    changer: Some(t.clone()),
                     policy: None,
                 },
             )

@@ -85,7 +85,7 @@ fn target(dir: &Path) -> Arc<FileTarget> {
 
 fn opts(t: &Arc<FileTarget>) -> RotateOptions {
     RotateOptions {
-        target: Some(t.clone() as Arc<dyn PasswordChanger>),
+        changer: Some(t.clone() as Arc<dyn PasswordChanger>),
         policy: None,
     }
 }

@@ -1,9 +1,9 @@
 //! Expected problems of a reconcile, as one type: each becomes a condition (and, where a rotation was
-//! due, a failed attempt with backoff), never a retry loop. Unexpected ones are [`super::Error`].
+//! due, a failed attempt with backoff), never a retry loop. Unexpected ones are [`super::error::Error`].
 
 use std::time::Duration;
 
-use super::reasons::Reason;
+use crate::reasons::Reason;
 use secret_rotator_store::StoreError;
 use secret_rotator_store::error::codes;
 
@@ -92,8 +92,6 @@ pub enum Then {
     AwaitChange,
     /// Look again after a while.
     Requeue(Duration),
-    /// Fail the reconcile (retried with backoff by the controller).
-    Fail(Box<super::Error>),
 }
 
 /// A reconcile that stops before rotating: the condition to show and what comes next.
@@ -114,13 +112,22 @@ pub struct Blocked {
 pub enum Halt {
     /// An expected stop, shown as a condition.
     Blocked(Blocked),
-    /// An unexpected error, retried with backoff; the status is left alone.
-    Failed(Box<super::Error>),
+    /// An error, retried with backoff by its kind. `shown` is the condition to show until then (the store
+    /// is unavailable, say); without one the status is left alone.
+    Failed {
+        /// The error.
+        error: Box<super::Error>,
+        /// The Ready reason and message to show meanwhile.
+        shown: Option<(Reason, String)>,
+    },
 }
 
-impl From<super::Error> for Halt {
-    fn from(e: super::Error) -> Halt {
-        Halt::Failed(Box::new(e))
+impl<E: Into<super::Error>> From<E> for Halt {
+    fn from(e: E) -> Halt {
+        Halt::Failed {
+            error: Box::new(e.into()),
+            shown: None,
+        }
     }
 }
 

@@ -1,12 +1,12 @@
 //! The operator: kube-runtime wiring around a thin reconcile.
 
 pub mod claim;
+pub mod error;
 pub mod events;
 pub mod failure;
 pub mod freshness;
 pub mod leader;
 pub mod policy;
-pub mod reasons;
 mod reconcile;
 pub mod restart;
 pub mod status;
@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 use crate::api::SecretRotation;
 use crate::metrics::{CategoryLabel, Metrics};
 use policy::NamespacePolicy;
-use secret_rotator_store::{Store, StoreError};
+use secret_rotator_store::Store;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -58,6 +58,8 @@ pub struct Context {
     pub freshness: freshness::Freshness,
     /// Administrator connections kept open briefly between rotations (per server and credentials).
     pub admin_pool: Arc<secret_rotator_store::database::pool::AdminPool>,
+    /// Consecutive failed reconciles per resource.
+    pub retries: Retries,
 }
 
 /// The synced Secrets as the watch last listed them.
@@ -97,48 +99,29 @@ pub fn secret_cache() -> (SecretCache, SecretCacheWriter) {
     )
 }
 
-/// A reconcile failure that is retried with backoff (expected problems become conditions instead).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A Kubernetes API call failed.
-    #[error("{action} {object}: {source}")]
-    Kube {
-        /// What was being done.
-        action: &'static str,
-        /// `namespace/name` of the object.
-        object: String,
-        /// The cause.
-        #[source]
-        source: kube::Error,
-    },
-    /// A store call failed.
-    #[error("{action} {object}: {source}")]
-    Store {
-        /// What was being done.
-        action: &'static str,
-        /// The store secret.
-        object: String,
-        /// The cause.
-        #[source]
-        source: StoreError,
-    },
-}
+pub use error::Error;
 
-impl Error {
-    /// A bounded category for metrics.
-    pub fn category(&self) -> &'static str {
-        match self {
-            Error::Kube {
-                source: kube::Error::Api(e),
-                ..
-            } if e.code == 409 => "kube_conflict",
-            Error::Kube { .. } => "kube",
-            Error::Store { source, .. } if source.is_transient() => "store_transient",
-            Error::Store { .. } => "store",
-        }
+/// Counts the consecutive failed reconciles of each resource, for the retry delay of [`error_policy`].
+#[derive(Debug, Default)]
+pub struct Retries(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+impl Retries {
+    /// One more failed reconcile of `object` (`namespace/name`); returns how many in a row.
+    pub fn failed(&self, object: &str) -> u32 {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(object.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// A reconcile of `object` succeeded: its count starts again.
+    pub fn succeeded(&self, object: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(object);
     }
 }
 
+/// A failed reconcile is tried again after the backoff of its kind, growing with the failures in a row.
 fn error_policy(sr: Arc<SecretRotation>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics
         .reconcile_errors
@@ -146,9 +129,11 @@ fn error_policy(sr: Arc<SecretRotation>, err: &Error, ctx: Arc<Context>) -> Acti
             category: err.category(),
         })
         .inc();
-    warn!(namespace = sr.namespace().unwrap_or_default(), name = %sr.name_any(), error = %err, "reconcile failed; retrying");
-    let jitter = rand::random::<u64>() % 5;
-    Action::requeue(Duration::from_secs(5 + jitter))
+    let object = format!("{}/{}", sr.namespace().unwrap_or_default(), sr.name_any());
+    let attempts = ctx.retries.failed(&object);
+    let delay = err.kind().delay(attempts, rand::random::<f64>());
+    warn!(%object, error = %err, attempts, retry_in = ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
 }
 
 /// The annotation `kubectl apply` keeps a whole copy of the object in.

@@ -10,11 +10,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::Resource;
 use sha2::Sha256;
 
+use crate::api::RestartKind;
 use crate::api::{
     ANNOTATION_ADOPT, ANNOTATION_ROTATION_TASK_ID, ANNOTATION_VERSION_ID, DeletionPolicy,
     SecretRotation,
 };
-use crate::validation::{SyncTarget, ValidatedSpec};
+use crate::validation::{SyncedSecretSpec, ValidatedSpec};
+use jiff::Timestamp;
 use secret_rotator_store::model::{DatabaseCredential, Version};
 
 /// Label on every synced Secret: who manages it.
@@ -135,7 +137,7 @@ pub fn desired_data(
         place,
     };
     let mut data = BTreeMap::new();
-    let templates = &spec.sync_target.templates;
+    let templates = &spec.synced.templates;
     if templates.is_empty() {
         if spec.secret_type.is_database() {
             for key in ["username", "password", "host", "port"] {
@@ -178,7 +180,7 @@ pub fn data_hmac(key: &[u8], data: &BTreeMap<String, ByteString>) -> String {
 /// The whole desired Secret.
 pub fn desired_secret(
     sr: &SecretRotation,
-    target: &SyncTarget,
+    target: &SyncedSecretSpec,
     data: BTreeMap<String, ByteString>,
     version_id: &str,
     task_id: &str,
@@ -348,7 +350,7 @@ mod tests {
         let c = sr(
             "rotation: {period: 1d}\ntarget: {template: {keys: '{{ value }},{{ previous.value }}', ids: '{{ versionId }}/{{ previous.versionId }}'}}",
         );
-        assert!(checked(&c).sync_target.uses_previous());
+        assert!(checked(&c).synced.uses_previous());
         let d = desired_data(
             &checked(&c),
             &version("v2", "new"),
@@ -387,7 +389,7 @@ mod tests {
             "rotation: {period: 1d}\ntarget: {name: api, labels: {team: a}, annotations: {note: x}}",
         );
         let data = desired_data(&checked(&c), &version("v1", "tok"), None).unwrap();
-        let s = desired_secret(&c, &checked(&c).sync_target, data.clone(), "v1", "");
+        let s = desired_secret(&c, &checked(&c).synced, data.clone(), "v1", "");
         assert_eq!(s.metadata.name.as_deref(), Some("api"));
         let ann = s.metadata.annotations.clone().unwrap();
         assert_eq!(ann[ANNOTATION_VERSION_ID], "v1");
@@ -418,7 +420,7 @@ mod tests {
         );
         let retain = sr("rotation: {period: 1d}\ntarget: {deletionPolicy: Retain}");
         assert!(
-            desired_secret(&retain, &checked(&retain).sync_target, data, "v1", "")
+            desired_secret(&retain, &checked(&retain).synced, data, "v1", "")
                 .metadata
                 .owner_references
                 .is_none()
@@ -429,7 +431,7 @@ mod tests {
     fn only_secrets_made_for_the_resource_or_opted_in_are_written() {
         let c = sr("rotation: {period: 1d}");
         let data = desired_data(&checked(&c), &version("v1", "tok"), None).unwrap();
-        let ours = desired_secret(&c, &checked(&c).sync_target, data, "v1", "");
+        let ours = desired_secret(&c, &checked(&c).synced, data, "v1", "");
         assert!(may_write(&c, &ours));
         let foreign = Secret {
             metadata: ObjectMeta {
@@ -477,4 +479,60 @@ mod tests {
         b2.insert("a".to_owned(), ByteString(b"bc".to_vec()));
         assert_ne!(data_hmac(b"key", &b1), data_hmac(b"key", &b2));
     }
+}
+
+/// How a restart target's restart went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestartResult {
+    /// The pod template was annotated.
+    Done,
+    /// No such workload.
+    Missing,
+    /// The patch failed; why.
+    Failed(String),
+}
+
+/// One restart target and how its restart went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restart {
+    /// The workload kind.
+    pub kind: RestartKind,
+    /// The workload name.
+    pub name: String,
+    /// How it went.
+    pub result: RestartResult,
+}
+
+/// The version the synced Secret holds after this reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The synced Secret's name.
+    pub secret: String,
+    /// The store version.
+    pub version_id: String,
+    /// The task that made it (empty for COMMON).
+    pub task_id: String,
+    /// When the store made it.
+    pub created: Timestamp,
+    /// The account it holds (database secrets).
+    pub current_user: Option<String>,
+    /// HMAC of the synced data.
+    pub data_hmac: String,
+    /// Whether this reconcile wrote the Secret.
+    pub applied: bool,
+    /// Restarts this reconcile made.
+    pub restarts: Vec<Restart>,
+    /// The version the restart targets are known to run with (none while a restart failed).
+    pub restarted_version: Option<String>,
+}
+
+/// Where the synced Secret stands after this reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncedState {
+    /// The store has no usable value (a database password not known yet, or nothing created).
+    NoValue,
+    /// The apiserver refused the Secret; the message says why (never a value).
+    Rejected(String),
+    /// The Secret holds a version.
+    Holds(Held),
 }

@@ -5,8 +5,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::api::RestartKind;
-use crate::controller::reasons::Reason;
-use crate::controller::status::Note;
+use crate::note::Note;
+use crate::reasons::Reason;
 
 /// `specversion`.
 pub const SPEC_VERSION: &str = "1.0";
@@ -202,7 +202,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::status::Facts;
+    use crate::note::Facts;
 
     const NOW: &str = "2026-11-27T12:00:00.123456Z";
 

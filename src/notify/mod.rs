@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
-use crate::controller::status::Note;
+use crate::note::Note;
 pub use delivery::Counters;
 use delivery::{Deliverer, Queued, Sink};
 pub use event::About;

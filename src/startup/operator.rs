@@ -276,6 +276,7 @@ impl Operator {
             secrets: secrets_reader,
             freshness: Default::default(),
             admin_pool: Default::default(),
+            retries: Default::default(),
         });
         let controller = controller::run(
             ctx,

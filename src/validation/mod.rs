@@ -19,7 +19,7 @@ use secret_rotator_core::planner::duration::parse_duration;
 use secret_rotator_core::planner::schedule::{Schedule, zone};
 use secret_rotator_core::planner::window::MaintenanceWindow;
 use secret_rotator_core::template::Template;
-pub use spec::{Accounts, Database, SyncTarget, ValidatedSpec};
+pub use spec::{Accounts, Database, SyncedSecretSpec, ValidatedSpec};
 
 /// Prefix of annotation and label keys that belong to the operator.
 const RESERVED_PREFIX: &str = "secretrotator.dev/";
@@ -98,7 +98,7 @@ pub fn validate(sr: &SecretRotation) -> Result<ValidatedSpec, InvalidSpec> {
                 rotate_now,
                 database,
                 password,
-                sync_target: SyncTarget {
+                synced: SyncedSecretSpec {
                     name: sr.synced_secret_name(),
                     templates,
                     labels: spec.target.labels.clone(),

@@ -37,7 +37,7 @@ pub struct ValidatedSpec {
     /// How generated values are made.
     pub password: PasswordPolicy,
     /// The Kubernetes Secret kept in sync.
-    pub sync_target: SyncTarget,
+    pub synced: SyncedSecretSpec,
     /// Workloads restarted when the synced value changes.
     pub restart_targets: Vec<Restarts>,
 }
@@ -134,7 +134,7 @@ impl Accounts {
 
 /// The synced Secret: its name, how its data is laid out, and its metadata.
 #[derive(Debug, Clone)]
-pub struct SyncTarget {
+pub struct SyncedSecretSpec {
     /// The Secret's name, in the resource's namespace.
     pub name: String,
     /// Parsed templates by key; empty means the default keys of the secret type.
@@ -147,7 +147,7 @@ pub struct SyncTarget {
     pub deletion_policy: DeletionPolicy,
 }
 
-impl SyncTarget {
+impl SyncedSecretSpec {
     /// Whether a template uses the previous version (so the store's SYSPREVIOUS must be read).
     pub fn uses_previous(&self) -> bool {
         self.templates.iter().any(|(_, t)| t.uses_previous())

@@ -310,7 +310,7 @@ async fn embedded_store_conforms() {
         secret_rotator_core::secret_value::SecretValue::from_str_value("pw0"),
     );
     let opts = move || RotateOptions {
-        target: Some(target.clone() as Arc<dyn PasswordChanger>),
+        changer: Some(target.clone() as Arc<dyn PasswordChanger>),
         policy: None,
     };
     conformance(s.as_ref(), &opts).await;

@@ -133,7 +133,7 @@ proptest! {
             for fail in fails {
                 *t.fail_set.lock().unwrap() = fail.then(|| "CONNECT".to_owned());
                 let before = s.show_version_by_stage("p", "db", "SYSCURRENT").await.unwrap();
-                let r = s.rotate("p", "db", RotateOptions { target: Some(t.clone() as Arc<dyn PasswordChanger>), policy: None }).await;
+                let r = s.rotate("p", "db", RotateOptions { changer: Some(t.clone() as Arc<dyn PasswordChanger>), policy: None }).await;
                 prop_assert_eq!(r.is_err(), fail);
                 let cur = s.show_version_by_stage("p", "db", "SYSCURRENT").await.unwrap();
                 if fail {

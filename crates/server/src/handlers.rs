@@ -14,6 +14,7 @@ use super::AppState;
 use super::error::ApiError;
 use secret_rotator_core::password::PasswordPolicy;
 use secret_rotator_core::secret_value::SecretValue;
+use secret_rotator_store::RotateOptions;
 use secret_rotator_store::model::*;
 use secret_rotator_store::protocol::wire::decode_binary;
 use secret_rotator_store::protocol::wire::*;
@@ -348,7 +349,7 @@ pub async fn rotate(
         (Some(r), true) => Some(r.resolve(&project, &secret)?),
     };
     let opts = RotateOptions {
-        target,
+        changer: target,
         policy: None,
     };
     let result = match st.rotation {

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use secret_rotator_core::password::PasswordPolicy;
 use secret_rotator_core::secret_value::SecretValue;
 
 /// Why a database step failed. Messages never contain a password.
@@ -239,5 +240,23 @@ impl ChangerResolver for SimulatedChangers {
             .or_insert_with(|| std::sync::Arc::new(SimulatedDatabase::default()))
             .clone();
         Ok(t)
+    }
+}
+
+/// Options of a rotation made in process.
+#[derive(Clone, Default)]
+pub struct RotateOptions {
+    /// The password changer of the database; without one, a database secret cannot rotate in this store.
+    pub changer: Option<std::sync::Arc<dyn PasswordChanger>>,
+    /// Policy for the new password (default policy when absent).
+    pub policy: Option<PasswordPolicy>,
+}
+
+impl std::fmt::Debug for RotateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotateOptions")
+            .field("changer", &self.changer.as_ref().map(|t| t.describe()))
+            .field("policy", &self.policy)
+            .finish()
     }
 }

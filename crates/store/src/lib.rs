@@ -15,6 +15,7 @@ pub mod tls;
 
 use async_trait::async_trait;
 
+pub use changer::RotateOptions;
 pub use error::StoreError;
 pub use model::*;
 pub use secret_rotator_core::names::SecretName;

@@ -8,7 +8,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use secret_rotator_core::password::PasswordPolicy;
 use secret_rotator_core::secret_value::SecretValue;
 
 /// The stage of the version in use.
@@ -329,24 +328,6 @@ pub struct TaskPage {
     pub tasks: Vec<RotationTask>,
     /// Marker of the next page.
     pub next_marker: Option<String>,
-}
-
-/// Options of a rotation made in process.
-#[derive(Clone, Default)]
-pub struct RotateOptions {
-    /// The database to change; without one, a database secret cannot rotate in this store.
-    pub target: Option<std::sync::Arc<dyn crate::changer::PasswordChanger>>,
-    /// Policy for the new password (default policy when absent).
-    pub policy: Option<PasswordPolicy>,
-}
-
-impl std::fmt::Debug for RotateOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RotateOptions")
-            .field("target", &self.target.as_ref().map(|t| t.describe()))
-            .field("policy", &self.policy)
-            .finish()
-    }
 }
 
 /// The value of a database secret: the account and its password, as JSON text.

@@ -1,26 +1,37 @@
-//! Act: carry out the planner's decision. A rotation of a database secret goes through the store's
-//! RotateSecret with the database connection; a COMMON secret gets a generated value as a new version.
+//! Act: carry out the planner's decision. A missing store secret is created; a rotation of a database
+//! secret goes through the store's RotateSecret with the password changer, a COMMON secret gets a
+//! generated value as a new version; a rollback moves SYSCURRENT back.
 
-use std::sync::Arc;
 use std::time::Instant;
 
+use k8s_openapi::api::core::v1::Secret;
 use tracing::info;
 
-use super::observe::{Current, Observed, read_current, reading};
-use super::{Failure, Run};
-use crate::controller::Error;
+use super::observe::{Current, Observed, read_current};
+use super::publish::StatusWriter;
+use super::scoped::ScopedStore;
+use super::{Run, changer, rollback};
+use crate::api::{ANNOTATION_ADOPT, PendingRotateNowStatus, RollbackResult, RollbackStatus};
+use crate::controller::claim;
+use crate::controller::error::ActError;
+use crate::controller::failure::Failure;
 use crate::controller::status::with_intent;
 use crate::metrics::ResultLabel;
-use crate::validation::{Database, ValidatedSpec};
-use secret_rotator_core::planner::{self, Action, Plan};
-use secret_rotator_store::changer::PasswordChanger;
-use secret_rotator_store::database;
+use crate::validation::ValidatedSpec;
+use secret_rotator_core::planner::{self, Action, Creation, Plan};
 use secret_rotator_store::model::*;
+use secret_rotator_store::{RotateOptions, StoreError};
 
 /// What acting did.
 pub struct Acted {
+    /// The plan acted on; its schedule stands unless SYSCURRENT moved.
+    pub plan: Plan,
     /// SYSCURRENT after acting.
     pub current: Current,
+    /// The store secret was created in this reconcile, holding this.
+    pub created: Option<Creation>,
+    /// The rotate-now intent recorded in the status before rotating.
+    pub intent: Option<PendingRotateNowStatus>,
     /// The rotation's task id (empty for COMMON), when a rotation succeeded.
     pub rotated_task: Option<String>,
     /// The rotate-now value handled by a rotation, or found handled in the store.
@@ -28,60 +39,139 @@ pub struct Acted {
     /// This attempt's failure (a rotation's, or the store secret's creation).
     pub failure: Option<Failure>,
     /// A rollback request handled in this reconcile, and how it went.
-    pub rollback: Option<crate::api::RollbackStatus>,
+    pub rollback: Option<RollbackStatus>,
     /// The ROLLBACK task (empty when the store records none), when a rollback moved SYSCURRENT.
     pub rolled_back_task: Option<String>,
 }
 
+impl Acted {
+    /// Whether SYSCURRENT moved: a rotation or a rollback.
+    pub fn moved(&self) -> bool {
+        self.rotated_task.is_some() || self.rolled_back_task.is_some()
+    }
+
+    /// The task that moved SYSCURRENT.
+    pub fn moved_task(&self) -> Option<&str> {
+        self.rotated_task
+            .as_deref()
+            .or(self.rolled_back_task.as_deref())
+    }
+}
+
 /// Carries out `plan.action`. A rotate-now is recorded in the status before it rotates.
 pub async fn act(
-    run: &mut Run<'_>,
+    run: &Run<'_>,
     spec: &ValidatedSpec,
-    plan: &Plan,
+    store: &ScopedStore<'_>,
+    writer: &mut StatusWriter,
+    plan: Plan,
     observed: Observed,
-) -> Result<Acted, Error> {
+) -> Result<Acted, ActError> {
+    let action = plan.action.clone();
     let mut acted = Acted {
+        plan,
         current: observed.current,
+        created: None,
+        intent: None,
         rotated_task: None,
         rotate_now_done: None,
-        failure: observed.failure,
+        failure: None,
         rollback: None,
         rolled_back_task: None,
     };
-    // A rollback request comes before the plan: a person asked for it.
-    if acted.failure.is_none()
-        && let Some(request) = super::rollback::pending(run)
-    {
-        super::rollback::handle(run, spec, request, &mut acted).await?;
-        return Ok(acted);
-    }
-    let reason = match &plan.action {
-        Action::Rotate(reason) => reason,
-        Action::CompleteRotateNow(v) => {
-            acted.rotate_now_done = Some(v.clone());
-            return Ok(acted);
+    match action {
+        Action::Create { then } => {
+            match create(run, spec, store, observed.synced.as_deref()).await {
+                Ok(creation) => {
+                    acted.current = read_back(spec, store, "creating it").await?;
+                    acted.created = Some(creation);
+                    if creation == Creation::Generated {
+                        count_rotation(run, "success", "bootstrap");
+                    }
+                    let value_unknown = matches!(acted.current, Current::Unknown);
+                    match then {
+                        Some(planner::Reason::Bootstrap) if !value_unknown => {}
+                        Some(reason) => {
+                            rotate(run, spec, store, writer, reason, &mut acted).await?
+                        }
+                        None => {}
+                    }
+                }
+                Err(f) => acted.failure = Some(f),
+            }
         }
-        Action::Sync | Action::Backoff => return Ok(acted),
-    };
-    if let planner::Reason::RotateNow(v) = reason
-        && run.previous.pending_rotate_now.as_ref().map(|p| &p.value) != Some(v)
-    {
-        let from = acted.current.version().map(|(id, _)| id.to_owned());
-        let intent = with_intent(&run.frame(spec), run.status.clone(), v, from.as_deref());
-        run.write_status(intent).await?;
+        Action::Rollback(request) => {
+            rollback::roll_back(run, spec, store, request, &mut acted).await?
+        }
+        Action::RefuseRollback { request, message } => {
+            info!(secret = %spec.store_secret, request = %request.request, "rollback refused: {message}");
+            acted.rollback = Some(rollback::record(
+                run,
+                &request,
+                RollbackResult::Refused,
+                message,
+                None,
+            ));
+        }
+        Action::Rotate(reason) => rotate(run, spec, store, writer, reason, &mut acted).await?,
+        Action::CompleteRotateNow(v) => acted.rotate_now_done = Some(v),
+        Action::Sync | Action::Backoff => {}
     }
-    let started = Instant::now();
-    info!(secret = %spec.store_secret, reason = reason.as_str(), "rotating");
-    let result = rotate(run, spec).await;
-    let outcome = if result.is_ok() { "success" } else { "failure" };
+    Ok(acted)
+}
+
+/// SYSCURRENT after an action changed it.
+pub async fn read_back(
+    spec: &ValidatedSpec,
+    store: &ScopedStore<'_>,
+    action: &'static str,
+) -> Result<Current, ActError> {
+    read_current(spec, store)
+        .await
+        .map_err(|source| ActError::ReadBack {
+            object: store.name.to_owned(),
+            action,
+            source,
+        })
+}
+
+fn count_rotation(run: &Run<'_>, result: &'static str, reason: &'static str) {
     run.ctx
         .metrics
         .rotations
-        .get_or_create(&ResultLabel {
-            result: outcome,
-            reason: reason.as_str(),
-        })
+        .get_or_create(&ResultLabel { result, reason })
         .inc();
+}
+
+/// One rotation for `reason`; `acted` gets its task, the new SYSCURRENT, or the failure.
+async fn rotate(
+    run: &Run<'_>,
+    spec: &ValidatedSpec,
+    store: &ScopedStore<'_>,
+    writer: &mut StatusWriter,
+    reason: planner::Reason,
+    acted: &mut Acted,
+) -> Result<(), ActError> {
+    if let planner::Reason::RotateNow(v) = &reason
+        && run.previous.pending_rotate_now.as_ref().map(|p| &p.value) != Some(v)
+    {
+        let from = acted.current.version().map(|(id, _)| id.to_owned());
+        let intent = PendingRotateNowStatus {
+            value: v.clone(),
+            from_version: from.unwrap_or_default(),
+        };
+        let status = with_intent(&run.frame(spec), writer.written().clone(), &intent);
+        writer.write(run, status).await.map_err(ActError::Intent)?;
+        acted.intent = Some(intent);
+    }
+    let started = Instant::now();
+    info!(secret = %spec.store_secret, reason = reason.as_str(), "rotating");
+    let result = rotation(run, spec, store).await;
+    count_rotation(
+        run,
+        if result.is_ok() { "success" } else { "failure" },
+        reason.as_str(),
+    );
     match result {
         Ok(task) => {
             #[cfg(feature = "test-failpoints")]
@@ -97,35 +187,32 @@ pub async fn act(
                 .observe(started.elapsed().as_secs_f64());
             acted.rotated_task = Some(task);
             if let planner::Reason::RotateNow(v) = reason {
-                acted.rotate_now_done = Some(v.clone());
+                acted.rotate_now_done = Some(v);
             }
-            acted.current = read_current(run, spec)
-                .await
-                .map_err(|e| reading(spec, e))?;
+            acted.current = read_back(spec, store, "rotating it").await?;
         }
         Err(f) => acted.failure = Some(f),
     }
-    Ok(acted)
+    Ok(())
 }
 
 /// Carries out one rotation; returns the task id (empty for COMMON).
-async fn rotate(run: &Run<'_>, spec: &ValidatedSpec) -> Result<String, Failure> {
-    let project = run.project(spec);
-    let name = spec.store_secret.as_str();
+async fn rotation(
+    run: &Run<'_>,
+    spec: &ValidatedSpec,
+    store: &ScopedStore<'_>,
+) -> Result<String, Failure> {
     if let Some(db) = &spec.database {
-        let target = if run.ctx.store.changes_databases() {
-            Some(connection(run, db).await?)
+        let changer = if store.changes_databases {
+            Some(changer::password_changer(run, db).await?)
         } else {
             None
         };
         let opts = RotateOptions {
-            target,
+            changer,
             policy: Some(spec.password.clone()),
         };
-        let r = run
-            .timed("rotate", run.ctx.store.rotate(&project, name, opts))
-            .await?;
-        Ok(r.rotation_task_id)
+        Ok(store.rotate(opts).await?.rotation_task_id)
     } else {
         let v = secret_rotator_core::password::generate(&spec.password)
             .map_err(|e| Failure::ConfigurationMissing(e.to_string()))?;
@@ -133,70 +220,89 @@ async fn rotate(run: &Run<'_>, spec: &ValidatedSpec) -> Result<String, Failure> 
             secret_string: Some(v),
             ..CreateVersion::default()
         };
-        run.timed(
-            "create_version",
-            run.ctx.store.create_version(&project, name, req),
-        )
-        .await?;
+        store.create_version(req).await?;
         Ok(String::new())
     }
 }
 
-/// The database connection, with the administrator's credentials and the CA read from Secrets.
-pub(super) async fn connection(
+/// Creates the store secret (embedded store); returns what it holds.
+async fn create(
     run: &Run<'_>,
-    db: &Database,
-) -> Result<Arc<dyn PasswordChanger>, Failure> {
-    let admin = match &db.admin_secret_ref {
-        None => None,
-        Some(r) => {
-            let missing = |what: &str| {
-                Failure::ConfigurationMissing(format!(
-                    "adminSecretRef: Secret {}/{} has no key {what}",
-                    run.ns, r.name
-                ))
+    spec: &ValidatedSpec,
+    store: &ScopedStore<'_>,
+    synced: Option<&Secret>,
+) -> Result<Creation, Failure> {
+    let mut req = CreateSecret {
+        name: spec.store_secret.to_string(),
+        secret_type: Some(spec.secret_type.as_str().to_owned()),
+        description: Some(claim::description(
+            &run.ns,
+            &run.name,
+            run.sr.metadata.uid.as_deref().unwrap_or_default(),
+        )),
+        ..CreateSecret::default()
+    };
+    let creation = match &spec.database {
+        None => {
+            let v = secret_rotator_core::password::generate(&spec.password)
+                .map_err(|e| Failure::ConfigurationMissing(e.to_string()))?;
+            req.secret_string = Some(v);
+            Creation::Generated
+        }
+        Some(db) => {
+            let first = db.accounts.first().to_owned();
+            let (password, creation) = if db.admin_secret_ref.is_some() {
+                // Unknown: the first rotation sets it through the administrator.
+                (String::new(), Creation::Unknown)
+            } else {
+                (
+                    adopted_password(run, spec, &first, synced)?,
+                    Creation::Adopted,
+                )
             };
-            let user = run
-                .secret_value(&r.name, &r.username_key)
-                .await?
-                .ok_or_else(|| missing(&r.username_key))?;
-            let pw = run
-                .secret_value(&r.name, &r.password_key)
-                .await?
-                .ok_or_else(|| missing(&r.password_key))?;
-            let user = user.expose_str().unwrap_or_default().to_owned();
-            if db.accounts.names().any(|a| a == user) {
-                return Err(Failure::Forbidden(format!(
-                    "adminSecretRef: Secret {}/{} holds the credentials of {user}, an account this resource rotates; the operator never rotates the administrator's own account",
-                    run.ns, r.name
-                )));
-            }
-            Some((user, pw))
+            req.secret_string = Some(
+                DatabaseCredential {
+                    username: first,
+                    password,
+                }
+                .to_value(),
+            );
+            let cfg = RotationConfig {
+                instance_id: db.instance_id(),
+                secret_sub_type: format!("{:?}", db.accounts.mode()),
+                usernames: db.accounts.alternating(),
+            };
+            req.rotation_config = serde_json::to_string(&cfg).ok();
+            creation
         }
     };
-    let ca_pem = match &db.ca_secret_ref {
-        None => None,
-        Some(r) => Some(
-            run.secret_value(&r.name, &r.key)
-                .await?
-                .ok_or_else(|| {
-                    Failure::ConfigurationMissing(format!(
-                        "tls.caSecretRef: Secret {}/{} has no key {}",
-                        run.ns, r.name, r.key
-                    ))
-                })?
-                .expose()
-                .to_vec(),
-        ),
-    };
-    let conn = database::Connection {
-        engine: db.engine,
-        host: db.host.clone(),
-        port: db.port,
-        database: db.database.clone(),
-        tls: db.tls_mode,
-        ca_pem,
-        admin,
-    };
-    Ok(database::changer_in(conn, run.ctx.admin_pool.clone()))
+    match store.create(req).await {
+        Ok(_) => {
+            info!(secret = %spec.store_secret, "created the store secret");
+            Ok(creation)
+        }
+        // Created by a previous attempt that lost its answer: what it holds is read back.
+        Err(StoreError::AlreadyExists { .. }) => Ok(creation),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The account's current password, from a Secret the operator may write (made by it, or handed over
+/// with the adopt annotation): the observe step refused any other.
+fn adopted_password(
+    run: &Run<'_>,
+    spec: &ValidatedSpec,
+    account: &str,
+    synced: Option<&Secret>,
+) -> Result<String, Failure> {
+    synced
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get("password"))
+        .and_then(|b| std::str::from_utf8(&b.0).ok())
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| Failure::NeedsInitialPassword(format!(
+            "without adminSecretRef the operator needs {account}'s current password: put it under the key password of a Secret {}/{} annotated {ANNOTATION_ADOPT}=true, or set adminSecretRef",
+            run.ns, spec.synced.name
+        )))
 }

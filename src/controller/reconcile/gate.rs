@@ -7,7 +7,7 @@ use super::{Blocked, Then};
 use crate::api::SecretRotation;
 use crate::controller::Context;
 use crate::controller::policy::Request;
-use crate::controller::reasons::Reason;
+use crate::reasons::Reason;
 use crate::validation::{ValidatedSpec, validate};
 use secret_rotator_core::planner::Timing;
 

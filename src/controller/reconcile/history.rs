@@ -1,13 +1,13 @@
-//! History: the versions the store holds, in the status (bounded), refreshed only when SYSCURRENT
-//! changed, so a steady reconcile makes no store call for it.
+//! History: the versions the store holds, for the status (bounded), read only when SYSCURRENT changed, so
+//! a steady reconcile makes no store call for it.
 
 use tracing::warn;
 
 use super::Run;
-use super::observe::Current;
+use super::act::Acted;
+use super::scoped::ScopedStore;
 use crate::api::VersionStatus;
 use crate::controller::status::{from_millis, seconds};
-use crate::validation::ValidatedSpec;
 
 /// The most versions the status lists.
 pub const MAX_VERSIONS: u32 = 20;
@@ -15,25 +15,17 @@ pub const MAX_VERSIONS: u32 = 20;
 /// The versions to put in the status, or `None` to keep the ones it has.
 pub async fn versions(
     run: &Run<'_>,
-    spec: &ValidatedSpec,
-    current: &Current,
-    changed: bool,
+    store: &ScopedStore<'_>,
+    acted: &Acted,
 ) -> Option<Vec<VersionStatus>> {
-    let (id, _) = current.version()?;
-    let stale = changed
+    let (id, _) = acted.current.version()?;
+    let stale = acted.moved()
         || run.previous.versions.is_empty()
         || run.previous.version_id.as_deref() != Some(id);
     if !stale {
         return None;
     }
-    let project = run.project(spec);
-    let read = run.ctx.store.list_versions(
-        &project,
-        spec.store_secret.as_str(),
-        Some(MAX_VERSIONS),
-        None,
-    );
-    match run.timed("list_versions", read).await {
+    match store.versions(MAX_VERSIONS).await {
         Ok(page) => Some(
             page.version_metadatas
                 .into_iter()
@@ -47,7 +39,7 @@ pub async fn versions(
         ),
         Err(e) => {
             // The history is for people and the plugin; a store hiccup here is not the reconcile's failure.
-            warn!(secret = %spec.store_secret, error = %e, "listing versions failed; the status keeps its list");
+            warn!(secret = %store.name, error = %e, "listing versions failed; the status keeps its list");
             None
         }
     }

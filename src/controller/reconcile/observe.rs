@@ -1,18 +1,24 @@
-//! Observe: what the store holds for the resource (its SYSCURRENT), creating the store secret on the
-//! embedded store when it is missing.
+//! Observe: what the store holds for the resource (its SYSCURRENT), whether the synced Secret may be
+//! written, and whether the store secret belongs to this resource. Observing changes nothing but the
+//! store secret's ownership claim, for a store secret nobody had claimed.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
 use tracing::info;
 
-use super::{Blocked, Failure, Halt, Run, Then};
+use super::Run;
+use super::scoped::ScopedStore;
 use crate::api::ANNOTATION_ADOPT;
-use crate::controller::Error;
 use crate::controller::claim::{self, Claim};
-use crate::controller::reasons::Reason;
+use crate::controller::error::ObserveError;
+use crate::controller::failure::{Blocked, Halt, Then};
 use crate::controller::status::from_millis;
 use crate::controller::synced::may_write;
-use crate::metrics::ResultLabel;
+use crate::reasons::Reason;
 use crate::validation::ValidatedSpec;
 use secret_rotator_store::model::*;
 use secret_rotator_store::{StoreError, StoreResult};
@@ -40,98 +46,81 @@ impl Current {
     }
 }
 
-/// What the store holds, and what this reconcile did to make it hold something.
+/// What the store and the apiserver hold for the resource.
 pub struct Observed {
     /// SYSCURRENT.
     pub current: Current,
-    /// The value was adopted from an existing synced Secret (it predates the resource).
-    pub adopted: bool,
-    /// The store secret was created with a generated value.
-    pub bootstrapped: bool,
-    /// Creating the store secret failed.
-    pub failure: Option<Failure>,
+    /// The Secret named like the synced Secret, when one exists (the operator may write it).
+    pub synced: Option<Arc<Secret>>,
 }
 
-/// Checks that the synced Secret may be written; reads SYSCURRENT; creates the store secret when missing
-/// and allowed.
-pub async fn observe(run: &Run<'_>, spec: &ValidatedSpec) -> Result<Observed, Halt> {
-    let existing = run.synced_secret(spec).await?;
-    if let Some(s) = &existing
+/// Checks that the synced Secret may be written; reads SYSCURRENT; checks the store secret's claim.
+pub async fn observe(
+    run: &Run<'_>,
+    spec: &ValidatedSpec,
+    store: &ScopedStore<'_>,
+) -> Result<Observed, Halt> {
+    let synced = synced_secret(run, spec).await?;
+    if let Some(s) = &synced
         && !may_write(run.sr, s)
     {
         return Err(Halt::Blocked(Blocked {
             reason: Reason::SecretNotOwned,
             message: format!(
                 "Secret {}/{} exists and was not created by secret-rotator for this SecretRotation: nothing is written. Its owner can annotate it {ANNOTATION_ADOPT}=true to hand it over, or set spec.target.name to another name",
-                run.ns, spec.sync_target.name
+                run.ns, spec.synced.name
             ),
             announce: true,
-            then: Then::Requeue(std::time::Duration::from_secs(30)),
+            then: Then::Requeue(Duration::from_secs(30)),
         }));
     }
-    let current = read_current(run, spec)
+    let current = read_current(spec, store)
         .await
-        .map_err(|e| unreadable(run, spec, e))?;
-    if !matches!(current, Current::Missing) {
-        check_store_secret(run, spec, &current).await?;
-        return Ok(Observed {
-            current,
-            adopted: false,
-            bootstrapped: false,
-            failure: None,
-        });
-    }
-    if !run.ctx.creates_missing {
-        return Err(Halt::Blocked(Blocked {
+        .map_err(|e| unreadable(store, e))?;
+    match current {
+        Current::Missing if !run.ctx.creates_missing => Err(Halt::Blocked(Blocked {
             reason: Reason::SecretNotFound,
             message: format!(
                 "the secret {} does not exist in CSMS project {}: create it there first (the csms backend never creates secrets)",
-                spec.store_secret,
-                run.project(spec)
+                spec.store_secret, store.project
             ),
             announce: true,
-            then: Then::Requeue(std::time::Duration::from_secs(60)),
-        }));
-    }
-    if spec.suspend {
-        return Err(Halt::Blocked(Blocked {
+            then: Then::Requeue(Duration::from_secs(60)),
+        })),
+        Current::Missing if spec.suspend => Err(Halt::Blocked(Blocked {
             reason: Reason::Suspended,
             message: "suspended before the store secret was created".into(),
             announce: false,
             then: Then::AwaitChange,
-        }));
-    }
-    let adopted = match bootstrap(run, spec, existing.as_deref()).await {
-        Ok(adopted) => adopted,
-        Err(f) => {
-            return Ok(Observed {
-                current,
-                adopted: false,
-                bootstrapped: false,
-                failure: Some(f),
-            });
+        })),
+        Current::Missing => Ok(Observed { current, synced }),
+        _ => {
+            check_store_secret(run, spec, store, &current).await?;
+            Ok(Observed { current, synced })
         }
-    };
-    let current = read_current(run, spec)
-        .await
-        .map_err(|e| reading(spec, e))?;
-    let bootstrapped = matches!(current, Current::Usable(_)) && !adopted;
-    if bootstrapped {
-        run.ctx
-            .metrics
-            .rotations
-            .get_or_create(&ResultLabel {
-                result: "success",
-                reason: "bootstrap",
-            })
-            .inc();
     }
-    Ok(Observed {
-        current,
-        adopted,
-        bootstrapped,
-        failure: None,
-    })
+}
+
+/// The Secret named like the synced Secret: from the watch cache (or the operator's own newer apply);
+/// when those have none, from the apiserver, since the cache holds only the operator's Secrets.
+async fn synced_secret(
+    run: &Run<'_>,
+    spec: &ValidatedSpec,
+) -> Result<Option<Arc<Secret>>, ObserveError> {
+    let name = &spec.synced.name;
+    let cached = run.ctx.secrets.get(&run.ns, name).await;
+    if let Some(s) = run.ctx.freshness.secret_view(&run.ns, name, cached) {
+        return Ok(Some(s));
+    }
+    let api: Api<Secret> = Api::namespaced(run.ctx.client.clone(), &run.ns);
+    let found = api
+        .get_opt(name)
+        .await
+        .map_err(|source| ObserveError::ReadSecret {
+            object: format!("{}/{name}", run.ns),
+            source,
+        })?;
+    Ok(found.map(Arc::new))
 }
 
 /// The store secret belongs to this resource (claiming it when nobody has) and is still what the spec
@@ -139,14 +128,10 @@ pub async fn observe(run: &Run<'_>, spec: &ValidatedSpec) -> Result<Observed, Ha
 async fn check_store_secret(
     run: &Run<'_>,
     spec: &ValidatedSpec,
+    store: &ScopedStore<'_>,
     current: &Current,
 ) -> Result<(), Halt> {
-    let project = run.project(spec);
-    let name = spec.store_secret.as_str();
-    let secret = run
-        .timed("show_secret", run.ctx.store.show_secret(&project, name))
-        .await
-        .map_err(|e| unreadable(run, spec, e))?;
+    let secret = store.secret().await.map_err(|e| unreadable(store, e))?;
     let uid = run.sr.metadata.uid.as_deref().unwrap_or_default();
     let claim = match claim::claim(&secret, uid) {
         Claim::Ours => None,
@@ -156,7 +141,8 @@ async fn check_store_secret(
             return Err(Halt::Blocked(Blocked {
                 reason: Reason::StoreSecretClaimed,
                 message: format!(
-                    "store secret {name} belongs to another SecretRotation (uid {owner}); a resource deleted with its namespace leaves its store secret behind. Delete the store secret, address another one with spec.secretName, or let the operator's policy allow this namespace to adopt it (adoptStoreSecrets)"
+                    "store secret {} belongs to another SecretRotation (uid {owner}); a resource deleted with its namespace leaves its store secret behind. Delete the store secret, address another one with spec.secretName, or let the operator's policy allow this namespace to adopt it (adoptStoreSecrets)",
+                    store.name
                 ),
                 announce: true,
                 then: Then::AwaitChange,
@@ -176,63 +162,52 @@ async fn check_store_secret(
         }));
     }
     if let Some(previous) = claim {
-        let req = UpdateSecret {
-            description: Some(claim::description(&run.ns, &run.name, uid)),
-            ..UpdateSecret::default()
-        };
-        run.timed(
-            "update_secret",
-            run.ctx.store.update_secret(&project, name, req),
-        )
-        .await
-        .map_err(|e| unreadable(run, spec, e))?;
-        info!(secret = %name, previous_owner = previous.unwrap_or("none"), "claimed the store secret");
+        store
+            .describe(claim::description(&run.ns, &run.name, uid))
+            .await
+            .map_err(|e| unreadable(store, e))?;
+        info!(secret = %store.name, previous_owner = previous.unwrap_or("none"), "claimed the store secret");
     }
     Ok(())
 }
 
 /// Why the store secret could not be read: pending deletion (a condition of its own, looked at again every
 /// five minutes), the store unavailable (a condition, and a retry with backoff), or an unexpected error.
-fn unreadable(run: &Run<'_>, spec: &ValidatedSpec, e: StoreError) -> Halt {
+fn unreadable(store: &ScopedStore<'_>, e: StoreError) -> Halt {
     match e {
         StoreError::PendingDeletion { .. } | StoreError::ScheduledForDeletion { .. } => {
             Halt::Blocked(Blocked {
                 reason: Reason::StoreSecretPendingDeletion,
                 message: format!(
                     "{e} (CSMS project {}): cancel its deletion in CSMS to keep it, or address another store secret with spec.secretName",
-                    run.project(spec)
+                    store.project
                 ),
                 announce: true,
-                then: Then::Requeue(std::time::Duration::from_secs(300)),
+                then: Then::Requeue(Duration::from_secs(300)),
             })
         }
-        e if e.is_transient() || e.status() >= 500 => Halt::Blocked(Blocked {
-            reason: Reason::StoreUnavailable,
-            message: format!("the store could not be read: {e}"),
-            announce: false,
-            then: Then::Fail(Box::new(reading(spec, e))),
-        }),
-        e => Halt::Failed(Box::new(reading(spec, e))),
+        e if e.is_transient() || e.status() >= 500 => Halt::Failed {
+            shown: Some((
+                Reason::StoreUnavailable,
+                format!("the store could not be read: {e}"),
+            )),
+            error: Box::new(reading(store, e).into()),
+        },
+        e => reading(store, e).into(),
     }
 }
 
 /// A store read that failed unexpectedly.
-pub fn reading(spec: &ValidatedSpec, source: StoreError) -> Error {
-    Error::Store {
-        action: "reading",
-        object: spec.store_secret.to_string(),
+fn reading(store: &ScopedStore<'_>, source: StoreError) -> ObserveError {
+    ObserveError::ReadStore {
+        object: store.name.to_owned(),
         source,
     }
 }
 
 /// The store's SYSCURRENT.
-pub async fn read_current(run: &Run<'_>, spec: &ValidatedSpec) -> StoreResult<Current> {
-    let project = run.project(spec);
-    let read =
-        run.ctx
-            .store
-            .show_version_by_stage(&project, spec.store_secret.as_str(), SYSCURRENT);
-    match run.timed("show_version", read).await {
+pub async fn read_current(spec: &ValidatedSpec, store: &ScopedStore<'_>) -> StoreResult<Current> {
+    match store.version_at(SYSCURRENT).await {
         Ok(v) => {
             if spec.secret_type.is_database()
                 && DatabaseCredential::from_value(&v.value).is_some_and(|c| c.password.is_empty())
@@ -245,95 +220,4 @@ pub async fn read_current(run: &Run<'_>, spec: &ValidatedSpec) -> StoreResult<Cu
         Err(e) if e.status() == 404 => Ok(Current::Missing),
         Err(e) => Err(e),
     }
-}
-
-/// Creates the store secret (embedded store). `Ok(true)` when the value was adopted from an existing
-/// synced Secret (the caller then honours rotateOnCreate).
-async fn bootstrap(
-    run: &Run<'_>,
-    spec: &ValidatedSpec,
-    synced: Option<&Secret>,
-) -> Result<bool, Failure> {
-    let mut req = CreateSecret {
-        name: spec.store_secret.to_string(),
-        secret_type: Some(spec.secret_type.as_str().to_owned()),
-        description: Some(claim::description(
-            &run.ns,
-            &run.name,
-            run.sr.metadata.uid.as_deref().unwrap_or_default(),
-        )),
-        ..CreateSecret::default()
-    };
-    let mut adopted = false;
-    match &spec.database {
-        None => {
-            let v = secret_rotator_core::password::generate(&spec.password)
-                .map_err(|e| Failure::ConfigurationMissing(e.to_string()))?;
-            req.secret_string = Some(v);
-        }
-        Some(db) => {
-            let first = db.accounts.first().to_owned();
-            let password = if db.admin_secret_ref.is_some() {
-                // Unknown: the first rotation sets it through the administrator.
-                String::new()
-            } else {
-                // Read only from a Secret the operator may write (made by it, or opted in): the observe
-                // step refused any other.
-                adopted = true;
-                let target = &spec.sync_target.name;
-                synced
-                    .and_then(|s| s.data.as_ref())
-                    .and_then(|d| d.get("password"))
-                    .and_then(|b| std::str::from_utf8(&b.0).ok())
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned)
-                    .ok_or_else(|| Failure::NeedsInitialPassword(format!(
-                        "without adminSecretRef the operator needs {first}'s current password: put it under the key password of a Secret {}/{target} annotated {ANNOTATION_ADOPT}=true, or set adminSecretRef",
-                        run.ns
-                    )))?
-            };
-            req.secret_string = Some(
-                DatabaseCredential {
-                    username: first,
-                    password,
-                }
-                .to_value(),
-            );
-            let cfg = RotationConfig {
-                instance_id: db.instance_id(),
-                secret_sub_type: format!("{:?}", db.accounts.mode()),
-                usernames: db.accounts.alternating(),
-            };
-            req.rotation_config = serde_json::to_string(&cfg).ok();
-        }
-    }
-    let project = run.project(spec);
-    match run
-        .timed("create_secret", run.ctx.store.create_secret(&project, req))
-        .await
-    {
-        Ok(_) => {
-            info!(secret = %spec.store_secret, "created the store secret");
-            Ok(adopted)
-        }
-        // Created by a previous attempt that lost its answer.
-        Err(StoreError::AlreadyExists { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The task that produced the current version, for a status catching up after a restart.
-pub async fn latest_task(run: &Run<'_>, spec: &ValidatedSpec) -> Option<String> {
-    let filter = TaskFilter {
-        secret_name: Some(spec.store_secret.to_string()),
-        status: Some(TaskStatus::Success),
-        limit: Some(1),
-        ..TaskFilter::default()
-    };
-    let project = run.project(spec);
-    let page = run
-        .timed("list_tasks", run.ctx.store.list_tasks(&project, filter))
-        .await
-        .ok()?;
-    page.tasks.into_iter().next().map(|t| t.task_id)
 }

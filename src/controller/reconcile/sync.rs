@@ -6,88 +6,71 @@ use kube::api::{Api, Patch, PatchParams};
 use tracing::warn;
 
 use super::Run;
-use super::observe::{Current, latest_task};
+use super::act::Acted;
+use super::observe::Current;
+use super::scoped::ScopedStore;
 use crate::api::FIELD_MANAGER;
-use crate::controller::status::{Held, Restart, RestartResult, SyncedState, from_millis};
-use crate::controller::synced::{data_hmac, desired_data, desired_secret, up_to_date};
-use crate::controller::{Error, restart};
+use crate::controller::error::SyncError;
+use crate::controller::restart;
+use crate::controller::status::from_millis;
+use crate::controller::synced::{
+    Held, Restart, RestartResult, SyncedState, data_hmac, desired_data, desired_secret, up_to_date,
+};
 use crate::validation::ValidatedSpec;
 use crate::validation::spec::Pick;
 use secret_rotator_store::StoreError;
-use secret_rotator_store::model::DatabaseCredential;
+use secret_rotator_store::model::{DatabaseCredential, SYSPREVIOUS, Version};
 
 /// Brings the synced Secret to SYSCURRENT; restarts the restart targets after a rotation.
 pub async fn sync(
     run: &Run<'_>,
     spec: &ValidatedSpec,
-    current: &Current,
-    rotated_task: Option<&str>,
-) -> Result<SyncedState, Error> {
-    let Current::Usable(v) = current else {
+    store: &ScopedStore<'_>,
+    acted: &Acted,
+) -> Result<SyncedState, SyncError> {
+    let Current::Usable(v) = &acted.current else {
         return Ok(SyncedState::NoValue);
     };
     let version_id = v.version_metadata.id.clone();
-    let task_id = match rotated_task {
+    let moved_task = acted.moved_task();
+    let task_id = match moved_task {
         Some(t) => t.to_owned(),
         None if !spec.secret_type.is_database() => String::new(),
         None if run.previous.version_id.as_deref() == Some(version_id.as_str()) => {
             run.previous.rotation_task_id.clone().unwrap_or_default()
         }
-        None => latest_task(run, spec).await.unwrap_or_default(),
+        None => store.latest_task().await.ok().flatten().unwrap_or_default(),
     };
-    let previous = if spec.sync_target.uses_previous() {
-        read_previous(run, spec).await?
+    let previous = if spec.synced.uses_previous() {
+        read_previous(store).await?
     } else {
         None
     };
-    let data = desired_data(spec, v, previous.as_ref()).map_err(|e| Error::Store {
-        action: "building the synced Secret from",
-        object: spec.store_secret.to_string(),
+    let object = format!("{}/{}", run.ns, spec.synced.name);
+    let data = desired_data(spec, v, previous.as_ref()).map_err(|e| SyncError::Build {
+        object: object.clone(),
+        store_secret: spec.store_secret.to_string(),
         source: StoreError::invalid("secret_string", e.to_string()),
     })?;
     let hmac = data_hmac(&run.ctx.hmac_key, &data);
-    let target = &spec.sync_target;
-    let desired = desired_secret(run.sr, target, data, &version_id, &task_id);
+    let desired = desired_secret(run.sr, &spec.synced, data, &version_id, &task_id);
     // From the watch cache (once it has listed), or the operator's own newer apply.
-    let cached = run.ctx.secrets.get(&run.ns, &target.name).await;
-    let existing = run.ctx.freshness.secret_view(&run.ns, &target.name, cached);
+    let cached = run.ctx.secrets.get(&run.ns, &spec.synced.name).await;
+    let existing = run
+        .ctx
+        .freshness
+        .secret_view(&run.ns, &spec.synced.name, cached);
     let applied = existing.as_deref().is_none_or(|e| !up_to_date(&desired, e));
-    if applied {
-        let secrets: Api<Secret> = Api::namespaced(run.ctx.client.clone(), &run.ns);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match secrets
-            .patch(&target.name, &params, &Patch::Apply(&desired))
-            .await
-        {
-            Ok(written) => run.ctx.freshness.secret_applied(written),
-            // Refused for what it is (too large, immutable, a type that cannot change, no access):
-            // retrying soon cannot help. Say why and look again after a while or on a change.
-            Err(kube::Error::Api(ae)) if matches!(ae.code, 400 | 403 | 409 | 422) => {
-                let msg = redact(
-                    &format!(
-                        "the apiserver refused Secret {}/{} ({}): {}",
-                        run.ns, target.name, ae.code, ae.message
-                    ),
-                    &desired,
-                );
-                warn!(error = %msg, "synced Secret refused");
-                return Ok(SyncedState::Rejected(msg));
-            }
-            Err(source) => {
-                return Err(Error::Kube {
-                    action: "applying the synced Secret",
-                    object: format!("{}/{}", run.ns, target.name),
-                    source,
-                });
-            }
-        }
+    if applied && let Some(refused) = apply(run, &object, &desired).await? {
+        return Ok(SyncedState::Rejected(refused));
     }
     // Restart once per new version, whoever made it. Without a record (a new resource, or one from before
     // the record existed), only a rotation made here restarts, and the current version becomes the record.
     let restart_due = match run.previous.restarted_version.as_deref() {
         Some(done) => done != version_id,
         None => {
-            rotated_task.is_some() && existing.as_deref().is_none_or(|e| e.data != desired.data)
+            acted.rotated_task.is_some()
+                && existing.as_deref().is_none_or(|e| e.data != desired.data)
         }
     };
     let restarts = if restart_due {
@@ -99,7 +82,7 @@ pub async fn sync(
         .iter()
         .any(|r| matches!(r.result, RestartResult::Failed(_)));
     Ok(SyncedState::Holds(Held {
-        secret: target.name.clone(),
+        secret: spec.synced.name.clone(),
         version_id: version_id.clone(),
         task_id,
         created: from_millis(v.version_metadata.create_time),
@@ -114,23 +97,43 @@ pub async fn sync(
     }))
 }
 
+/// Writes the synced Secret; `Ok(Some(why))` when the apiserver refused it for what it is.
+async fn apply(run: &Run<'_>, object: &str, desired: &Secret) -> Result<Option<String>, SyncError> {
+    let secrets: Api<Secret> = Api::namespaced(run.ctx.client.clone(), &run.ns);
+    let name = desired.metadata.name.as_deref().unwrap_or_default();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match secrets.patch(name, &params, &Patch::Apply(desired)).await {
+        Ok(written) => {
+            run.ctx.freshness.secret_applied(written);
+            Ok(None)
+        }
+        // Refused for what it is (too large, immutable, a type that cannot change, no access): retrying
+        // soon cannot help. Say why and look again after a while or on a change.
+        Err(kube::Error::Api(ae)) if matches!(ae.code, 400 | 403 | 409 | 422) => {
+            let msg = redact(
+                &format!(
+                    "the apiserver refused Secret {object} ({}): {}",
+                    ae.code, ae.message
+                ),
+                desired,
+            );
+            warn!(error = %msg, "synced Secret refused");
+            Ok(Some(msg))
+        }
+        Err(source) => Err(SyncError::Apply {
+            object: object.to_owned(),
+            source,
+        }),
+    }
+}
+
 /// The store's SYSPREVIOUS, for templates that use `previous.*`; none before a second version exists.
-async fn read_previous(
-    run: &Run<'_>,
-    spec: &ValidatedSpec,
-) -> Result<Option<secret_rotator_store::model::Version>, Error> {
-    let project = run.project(spec);
-    let read = run.ctx.store.show_version_by_stage(
-        &project,
-        spec.store_secret.as_str(),
-        secret_rotator_store::model::SYSPREVIOUS,
-    );
-    match run.timed("show_version", read).await {
+async fn read_previous(store: &ScopedStore<'_>) -> Result<Option<Version>, SyncError> {
+    match store.version_at(SYSPREVIOUS).await {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.status() == 404 => Ok(None),
-        Err(source) => Err(Error::Store {
-            action: "reading SYSPREVIOUS of",
-            object: spec.store_secret.to_string(),
+        Err(source) => Err(SyncError::ReadPrevious {
+            store_secret: store.name.to_owned(),
             source,
         }),
     }

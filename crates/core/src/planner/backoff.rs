@@ -10,10 +10,15 @@ pub const CAP: Duration = Duration::from_secs(600);
 /// The delay before attempt `failures + 1`: `BASE * 2^(failures-1)`, capped, then scaled by a jitter
 /// factor in [0.8, 1.2) taken from `jitter` in [0, 1).
 pub fn delay(failures: u32, jitter: f64) -> Duration {
+    delay_from(BASE, failures, jitter)
+}
+
+/// [`delay`] from another first delay: `base * 2^(failures-1)`, capped at [`CAP`], jittered.
+pub fn delay_from(base: Duration, failures: u32, jitter: f64) -> Duration {
     if failures == 0 {
         return Duration::ZERO;
     }
-    let exp = BASE.saturating_mul(1u32 << (failures - 1).min(20));
+    let exp = base.saturating_mul(1u32 << (failures - 1).min(20));
     let capped = exp.min(CAP);
     let factor = 0.8 + 0.4 * jitter.clamp(0.0, 0.999_999);
     capped.mul_f64(factor)

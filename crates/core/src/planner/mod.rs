@@ -99,11 +99,56 @@ pub struct Input<'a> {
     pub current: Option<(&'a str, Timestamp)>,
     /// A fraction in [0, 1) that spreads retries (the caller draws it).
     pub jitter: f64,
+    /// How the store secret would be created, when the store holds no secret of that name.
+    pub missing: Option<Creation>,
+    /// The `rollback-to` annotation.
+    pub rollback_to: Option<&'a str>,
+    /// `status.lastRollback.request`: the last rollback request handled, whatever its result.
+    pub last_rollback_request: Option<&'a str>,
+    /// The version the last successful rollback made SYSCURRENT, and when.
+    pub last_rollback_done: Option<(&'a str, Timestamp)>,
+}
+
+/// The annotation a rollback request comes in (named in refusals).
+pub const ROLLBACK_ANNOTATION: &str = "secretrotator.dev/rollback-to";
+
+/// What a store secret holds when the operator creates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creation {
+    /// A generated value (COMMON).
+    Generated,
+    /// A database account whose password is not known yet: an administrator sets the first one.
+    Unknown,
+    /// An account's current password, adopted from the Secret its owner handed over.
+    Adopted,
+}
+
+/// A `rollback-to` request: the annotation's value, and the version it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackRequest {
+    /// The annotation's value (`v3`, or `v3/<anything new>` to ask again).
+    pub request: String,
+    /// The version to make SYSCURRENT again.
+    pub version: String,
 }
 
 /// What to do now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// Create the missing store secret; then rotate for this reason, when one is due at once.
+    Create {
+        /// The rotation that follows the creation in the same reconcile.
+        then: Option<Reason>,
+    },
+    /// Move SYSCURRENT back to an earlier version.
+    Rollback(RollbackRequest),
+    /// Record a rollback request as refused, changing nothing else.
+    RefuseRollback {
+        /// The request.
+        request: RollbackRequest,
+        /// Why it is refused.
+        message: String,
+    },
     /// Rotate, for this reason.
     Rotate(Reason),
     /// A recorded rotate-now already happened in the store: record it as handled, do not rotate.
@@ -162,81 +207,37 @@ pub fn next_due(timing: &Timing, last: Timestamp, now: Timestamp) -> Option<Time
     }
 }
 
-/// Decides the next step.
+/// Decides the next step. The order is the order of precedence: a missing store secret is created first,
+/// a person's rollback request comes before anything scheduled, then a recorded rotate-now, then the
+/// annotation, rotate-on-create and the schedule.
 pub fn plan(i: &Input<'_>) -> Plan {
-    let retry_at = i
-        .last_failure
-        .filter(|_| i.failed_attempts > 0)
-        .map(|t| add(t, backoff::delay(i.failed_attempts, i.jitter)));
-    let in_backoff = retry_at.is_some_and(|t| t > i.now);
-
+    let retry = Retry::of(i);
+    if let Some(creation) = i.missing {
+        return create(i, creation, &retry);
+    }
     let Some((current_id, current_created)) = i.current else {
-        // Nothing usable in the store yet.
-        return if i.suspend {
-            Plan {
-                action: Action::Sync,
-                next_rotation: None,
-                requeue_after: MAX_REQUEUE,
-                waiting_for_window: None,
-            }
-        } else if in_backoff {
-            Plan {
-                action: Action::Backoff,
-                next_rotation: None,
-                requeue_after: until(i.now, retry_at.unwrap_or(i.now)),
-                waiting_for_window: None,
-            }
-        } else {
-            Plan {
-                action: Action::Rotate(Reason::Bootstrap),
-                next_rotation: None,
-                requeue_after: MAX_REQUEUE,
-                waiting_for_window: None,
-            }
-        };
+        return unknown_value(i, &retry);
     };
-
+    if let Some(action) = rollback(i, current_id) {
+        return Plan {
+            action,
+            ..schedule(i)
+        };
+    }
     let due = if i.suspend {
         None
     } else {
-        next_due(i.timing, current_created, i.now)
+        next_due(
+            i.timing,
+            counted_from(i, current_id, current_created),
+            i.now,
+        )
     };
-
-    let requeue_for = |t: Option<Timestamp>| {
-        t.map(|t| until(i.now, t))
-            .unwrap_or(MAX_REQUEUE)
-            .min(MAX_REQUEUE)
-    };
-
-    // A rotate-now recorded before a restart: done if the store moved on, else still to do.
-    if let Some(p) = i.pending_rotate_now {
-        if p.from_version != current_id {
-            return Plan {
-                action: Action::CompleteRotateNow(p.value.clone()),
-                next_rotation: due,
-                requeue_after: requeue_for(due),
-                waiting_for_window: None,
-            };
-        }
-        if !i.suspend {
-            return if in_backoff {
-                Plan {
-                    action: Action::Backoff,
-                    next_rotation: due,
-                    requeue_after: until(i.now, retry_at.unwrap_or(i.now)),
-                    waiting_for_window: None,
-                }
-            } else {
-                Plan {
-                    action: Action::Rotate(Reason::RotateNow(p.value.clone())),
-                    next_rotation: due,
-                    requeue_after: requeue_for(due),
-                    waiting_for_window: None,
-                }
-            };
-        }
+    if let Some(p) = i.pending_rotate_now
+        && let Some(plan) = pending_rotate_now(i, p, current_id, due, &retry)
+    {
+        return plan;
     }
-
     let reason = if i.suspend {
         None
     } else if let Some(v) = i
@@ -249,7 +250,176 @@ pub fn plan(i: &Input<'_>) -> Plan {
     } else {
         due.filter(|d| *d <= i.now).map(Reason::Scheduled)
     };
+    scheduled(i, reason, due, &retry)
+}
 
+/// The schedule alone (the next rotation, when to look again, a wait for the window) of a resource in
+/// the state `i` describes: what a reconcile reports after it acted, from the state its action left.
+pub fn schedule(i: &Input<'_>) -> Plan {
+    let quiet = Input {
+        rotate_now: None,
+        rollback_to: None,
+        pending_rotate_now: None,
+        missing: None,
+        ..i.clone()
+    };
+    Plan {
+        action: Action::Sync,
+        ..plan(&quiet)
+    }
+}
+
+/// When the last failed attempt may be tried again.
+struct Retry {
+    at: Option<Timestamp>,
+    waiting: bool,
+}
+
+impl Retry {
+    fn of(i: &Input<'_>) -> Retry {
+        let at = i
+            .last_failure
+            .filter(|_| i.failed_attempts > 0)
+            .map(|t| add(t, backoff::delay(i.failed_attempts, i.jitter)));
+        Retry {
+            at,
+            waiting: at.is_some_and(|t| t > i.now),
+        }
+    }
+
+    fn backoff(&self, i: &Input<'_>, next_rotation: Option<Timestamp>) -> Plan {
+        Plan {
+            action: Action::Backoff,
+            next_rotation,
+            requeue_after: until(i.now, self.at.unwrap_or(i.now)),
+            waiting_for_window: None,
+        }
+    }
+}
+
+fn requeue_for(now: Timestamp, t: Option<Timestamp>) -> Duration {
+    t.map(|t| until(now, t))
+        .unwrap_or(MAX_REQUEUE)
+        .min(MAX_REQUEUE)
+}
+
+/// A missing store secret is created; what follows in the same reconcile depends on what it holds then.
+fn create(i: &Input<'_>, creation: Creation, retry: &Retry) -> Plan {
+    let then = match creation {
+        Creation::Generated => None,
+        // The password is not known: the first rotation sets it through the administrator.
+        Creation::Unknown => (!retry.waiting).then_some(Reason::Bootstrap),
+        // An adopted value predates the resource.
+        Creation::Adopted => (i.rotate_on_create && !retry.waiting).then_some(Reason::OnCreate),
+    };
+    Plan {
+        action: Action::Create { then },
+        next_rotation: None,
+        requeue_after: MAX_REQUEUE,
+        waiting_for_window: None,
+    }
+}
+
+/// The store secret exists but its value is not known yet (a database password for an administrator to
+/// set): the bootstrap rotation sets it.
+fn unknown_value(i: &Input<'_>, retry: &Retry) -> Plan {
+    if i.suspend {
+        Plan {
+            action: Action::Sync,
+            next_rotation: None,
+            requeue_after: MAX_REQUEUE,
+            waiting_for_window: None,
+        }
+    } else if retry.waiting {
+        retry.backoff(i, None)
+    } else {
+        Plan {
+            action: Action::Rotate(Reason::Bootstrap),
+            next_rotation: None,
+            requeue_after: MAX_REQUEUE,
+            waiting_for_window: None,
+        }
+    }
+}
+
+/// A rollback request not handled yet: carried out, or refused with the reason.
+fn rollback(i: &Input<'_>, current_id: &str) -> Option<Action> {
+    let value = i.rollback_to?.trim();
+    if value.is_empty() || i.last_rollback_request == Some(value) {
+        return None;
+    }
+    let request = RollbackRequest {
+        request: value.to_owned(),
+        version: value.split('/').next().unwrap_or_default().to_owned(),
+    };
+    let refused = if !is_version_id(&request.version) {
+        Some(format!(
+            "{ROLLBACK_ANNOTATION}: {:?} is not a version id such as v3 (optionally v3/<anything new>)",
+            request.version.chars().take(64).collect::<String>()
+        ))
+    } else if i.suspend {
+        Some("the resource is suspended: resume it before rolling back".to_owned())
+    } else if request.version == current_id {
+        Some(format!(
+            "{} is already SYSCURRENT; nothing to do",
+            request.version
+        ))
+    } else {
+        None
+    };
+    Some(match refused {
+        Some(message) => Action::RefuseRollback { request, message },
+        None => Action::Rollback(request),
+    })
+}
+
+/// Whether `v` reads as a version id (`v` and digits).
+pub fn is_version_id(v: &str) -> bool {
+    v.len() > 1 && v.len() <= 21 && v.starts_with('v') && v[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The time the due time counts from for SYSCURRENT `id` created at `created`: the rollback's time when a
+/// rollback made it SYSCURRENT (an old version would otherwise look long overdue and rotate at once).
+pub fn counted_from(i: &Input<'_>, id: &str, created: Timestamp) -> Timestamp {
+    match i.last_rollback_done {
+        Some((version, at)) if version == id => created.max(at),
+        _ => created,
+    }
+}
+
+/// A rotate-now recorded before a restart: done if the store moved on, else still to do.
+fn pending_rotate_now(
+    i: &Input<'_>,
+    p: &PendingRotateNow,
+    current_id: &str,
+    due: Option<Timestamp>,
+    retry: &Retry,
+) -> Option<Plan> {
+    if p.from_version != current_id {
+        return Some(Plan {
+            action: Action::CompleteRotateNow(p.value.clone()),
+            next_rotation: due,
+            requeue_after: requeue_for(i.now, due),
+            waiting_for_window: None,
+        });
+    }
+    if i.suspend {
+        return None;
+    }
+    Some(if retry.waiting {
+        retry.backoff(i, due)
+    } else {
+        Plan {
+            action: Action::Rotate(Reason::RotateNow(p.value.clone())),
+            next_rotation: due,
+            requeue_after: requeue_for(i.now, due),
+            waiting_for_window: None,
+        }
+    })
+}
+
+/// The plan for a rotation due for `reason` (or none), with the maintenance window and the backoff.
+fn scheduled(i: &Input<'_>, reason: Option<Reason>, due: Option<Timestamp>, retry: &Retry) -> Plan {
     // A scheduled rotation starts only inside the maintenance window; until then it waits, and says so.
     if let (Some(Reason::Scheduled(_)), Some(w)) = (&reason, i.maintenance)
         && !w.is_open(i.now)
@@ -258,7 +428,7 @@ pub fn plan(i: &Input<'_>) -> Plan {
         return Plan {
             action: Action::Sync,
             next_rotation: opens,
-            requeue_after: requeue_for(opens),
+            requeue_after: requeue_for(i.now, opens),
             waiting_for_window: opens,
         };
     }
@@ -268,24 +438,18 @@ pub fn plan(i: &Input<'_>) -> Plan {
         (Some(d), Some(w)) if d > i.now => w.open_at_or_after(d),
         (d, _) => d,
     };
-
     match reason {
-        Some(_) if in_backoff => Plan {
-            action: Action::Backoff,
-            next_rotation: shown,
-            requeue_after: until(i.now, retry_at.unwrap_or(i.now)),
-            waiting_for_window: None,
-        },
+        Some(_) if retry.waiting => retry.backoff(i, shown),
         Some(r) => Plan {
             action: Action::Rotate(r),
             next_rotation: shown,
-            requeue_after: requeue_for(due),
+            requeue_after: requeue_for(i.now, due),
             waiting_for_window: None,
         },
         None => Plan {
             action: Action::Sync,
             next_rotation: shown,
-            requeue_after: requeue_for(due),
+            requeue_after: requeue_for(i.now, due),
             waiting_for_window: None,
         },
     }
@@ -314,6 +478,10 @@ mod tests {
             last_failure: None,
             current: Some(("v3", ts("2026-11-27T11:00:00Z"))),
             jitter: 0.5,
+            missing: None,
+            rollback_to: None,
+            last_rollback_request: None,
+            last_rollback_done: None,
         }
     }
 
@@ -550,5 +718,116 @@ mod tests {
         assert_eq!(p.next_rotation, Some(ts("2026-11-28T20:49:00Z")));
         assert_eq!(p.waiting_for_window, None);
         assert_eq!(p.requeue_after, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_missing_store_secret_is_created_and_what_follows_depends_on_its_value() {
+        let t = Timing::Period(DAY);
+        let mut i = base(&t);
+        i.current = None;
+        i.missing = Some(Creation::Generated);
+        assert_eq!(plan(&i).action, Action::Create { then: None });
+        i.missing = Some(Creation::Unknown);
+        assert_eq!(
+            plan(&i).action,
+            Action::Create {
+                then: Some(Reason::Bootstrap)
+            }
+        );
+        i.missing = Some(Creation::Adopted);
+        assert_eq!(plan(&i).action, Action::Create { then: None });
+        i.rotate_on_create = true;
+        assert_eq!(
+            plan(&i).action,
+            Action::Create {
+                then: Some(Reason::OnCreate)
+            }
+        );
+        // A failed attempt still waiting for its backoff: created, but not rotated yet.
+        i.failed_attempts = 1;
+        i.last_failure = Some(i.now);
+        assert_eq!(plan(&i).action, Action::Create { then: None });
+    }
+
+    #[test]
+    fn a_rollback_request_comes_first_and_is_handled_once() {
+        let t = Timing::Period(DAY);
+        let mut i = base(&t);
+        i.rotate_now = Some("now-1");
+        i.rollback_to = Some(" v2 ");
+        let request = RollbackRequest {
+            request: "v2".into(),
+            version: "v2".into(),
+        };
+        assert_eq!(plan(&i).action, Action::Rollback(request.clone()));
+        assert_eq!(
+            plan(&i).next_rotation,
+            Some(ts("2026-11-28T11:00:00Z")),
+            "a rollback keeps the schedule it has until it moved SYSCURRENT"
+        );
+        i.last_rollback_request = Some("v2");
+        assert_eq!(
+            plan(&i).action,
+            Action::Rotate(Reason::RotateNow("now-1".into())),
+            "a handled request is not repeated"
+        );
+        i.rollback_to = Some("v2/again");
+        assert!(
+            matches!(plan(&i).action, Action::Rollback(r) if r.version == "v2" && r.request == "v2/again")
+        );
+    }
+
+    #[test]
+    fn rollbacks_that_cannot_be_done_are_refused_with_the_reason() {
+        let t = Timing::Period(DAY);
+        let mut i = base(&t);
+        let refusal = |i: &Input<'_>| match plan(i).action {
+            Action::RefuseRollback { message, .. } => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        i.rollback_to = Some("latest");
+        assert!(refusal(&i).contains("is not a version id"));
+        i.rollback_to = Some("v3");
+        assert!(refusal(&i).contains("already SYSCURRENT"));
+        i.rollback_to = Some("v1");
+        i.suspend = true;
+        assert!(refusal(&i).contains("suspended"));
+        for ok in ["v1", "v42"] {
+            assert!(is_version_id(ok), "{ok}");
+        }
+        for bad in ["", "v", "1", "V1", "v1a", "latest", "v-1"] {
+            assert!(!is_version_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rolled_back_version_counts_from_the_rollback() {
+        let t = Timing::Period(DAY);
+        let mut i = base(&t);
+        let old = ts("2026-01-01T00:00:00Z");
+        let at = ts("2026-11-27T06:00:00Z");
+        i.current = Some(("v1", old));
+        assert_eq!(
+            plan(&i).action,
+            Action::Rotate(Reason::Scheduled(ts("2026-01-02T00:00:00Z"))),
+            "without the rollback, the old version is long overdue"
+        );
+        i.last_rollback_done = Some(("v1", at));
+        assert_eq!(counted_from(&i, "v1", old), at);
+        assert_eq!(counted_from(&i, "v2", old), old);
+        let p = plan(&i);
+        assert_eq!(p.action, Action::Sync);
+        assert_eq!(p.next_rotation, Some(ts("2026-11-28T06:00:00Z")));
+    }
+
+    #[test]
+    fn the_schedule_after_acting_ignores_requests_already_handled() {
+        let t = Timing::Period(DAY);
+        let mut i = base(&t);
+        i.rotate_now = Some("now-1");
+        i.rollback_to = Some("v1");
+        let s = schedule(&i);
+        assert_eq!(s.action, Action::Sync);
+        assert_eq!(s.next_rotation, Some(ts("2026-11-28T11:00:00Z")));
     }
 }

@@ -15,6 +15,7 @@
 pub mod auth;
 mod route;
 
+use crate::changer::RotateOptions;
 use std::time::Duration;
 
 use async_trait::async_trait;

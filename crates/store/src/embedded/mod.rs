@@ -18,6 +18,7 @@ mod rules;
 mod secrets;
 mod tasks;
 
+use crate::changer::RotateOptions;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

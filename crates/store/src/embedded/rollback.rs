@@ -7,6 +7,7 @@
 
 use super::rotation::{PendingRotation, new_task};
 use super::*;
+use crate::changer::RotateOptions;
 
 /// What step (1) of a rollback decided.
 pub(super) enum RollbackStart {
@@ -121,7 +122,7 @@ impl EmbeddedStore {
         version_id: &str,
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
-        let _claim = self.claim(project, name).await?;
+        let _lock = self.lock_rotation(project, name).await?;
         let (project_id, secret, version) =
             (project.to_owned(), name.to_owned(), version_id.to_owned());
         let pending = match self
@@ -131,7 +132,7 @@ impl EmbeddedStore {
             RollbackStart::Done(r) => return Ok(r),
             RollbackStart::Database(p) => Arc::new(p),
         };
-        self.database_steps(project, name, pending, opts.target, true)
+        self.database_steps(project, name, pending, opts.changer, true)
             .await
     }
 }

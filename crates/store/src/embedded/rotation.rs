@@ -3,6 +3,7 @@
 //! keeping the pending version, which the next rotation resumes with the same value).
 
 use super::*;
+use crate::changer::RotateOptions;
 use crate::changer::{ChangeError, PasswordChanger};
 
 /// What phase one of a rotation hands to the database steps.
@@ -69,12 +70,12 @@ fn next_account(
 }
 
 /// Marks a secret as being rotated in this process; released on drop.
-pub(super) struct RotationGuard {
+pub(super) struct RotationLock {
     inner: Arc<Inner>,
     key: String,
 }
 
-impl Drop for RotationGuard {
+impl Drop for RotationLock {
     fn drop(&mut self) {
         if let Ok(mut set) = self.inner.rotating.lock() {
             set.remove(&self.key);
@@ -375,13 +376,13 @@ impl EmbeddedStore {
         name: &str,
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
-        let _claim = self.claim(project, name).await?;
+        let _lock = self.lock_rotation(project, name).await?;
         let pending = self.begin(project, name, &opts).await?;
-        self.complete(project, name, pending, opts.target).await
+        self.complete(project, name, pending, opts.changer).await
     }
 
     /// RotateSecret as the service runs it: step (1) here (the pending version and its PROCESSING task,
-    /// durably), steps (2) and (3) in a background task that holds the secret's claim until the task is
+    /// durably), steps (2) and (3) in a background task that holds the secret's rotation lock until the task is
     /// SUCCESS or FAILED. The answer names the task and the pending version.
     pub(super) async fn start_rotation_in_background(
         &self,
@@ -389,7 +390,7 @@ impl EmbeddedStore {
         name: &str,
         opts: RotateOptions,
     ) -> StoreResult<RotateResult> {
-        let claim = self.claim(project, name).await?;
+        let lock = self.lock_rotation(project, name).await?;
         let pending = self.begin(project, name, &opts).await?;
         let answer = RotateResult {
             version_id: pending.version_id.clone(),
@@ -400,8 +401,8 @@ impl EmbeddedStore {
         let (store, project, name) = (self.clone(), project.to_owned(), name.to_owned());
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let _claim = claim;
-                match store.complete(&project, &name, pending, opts.target).await {
+                let _lock = lock;
+                match store.complete(&project, &name, pending, opts.changer).await {
                     Ok(done) => debug!(version = %done.version_id, "background rotation finished"),
                     // The task holds the failure (and the failure was logged when it was recorded).
                     Err(StoreError::RotationFailed { .. }) => {}
@@ -480,11 +481,15 @@ impl EmbeddedStore {
     }
 
     /// Marks the secret as rotating in this process, or refuses a second rotation of it. A rotation
-    /// releases its claim just after its last commit, so a caller that saw its task finish may come within
-    /// that moment: a claim held for longer than [`CLAIM_WAIT`] is another rotation in progress.
-    pub(super) async fn claim(&self, project: &str, name: &str) -> StoreResult<RotationGuard> {
+    /// releases its rotation lock just after its last commit, so a caller that saw its task finish may come within
+    /// that moment: a rotation lock held for longer than [`LOCK_WAIT`] is another rotation in progress.
+    pub(super) async fn lock_rotation(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> StoreResult<RotationLock> {
         let key = secret_key(project, name);
-        let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
         loop {
             {
                 let mut set =
@@ -492,7 +497,7 @@ impl EmbeddedStore {
                         StoreError::internal("locking the rotation set", "poisoned")
                     })?;
                 if set.insert(key.clone()) {
-                    return Ok(RotationGuard {
+                    return Ok(RotationLock {
                         inner: self.inner.clone(),
                         key,
                     });
@@ -508,8 +513,8 @@ impl EmbeddedStore {
     }
 }
 
-/// How long a rotation waits for another one's claim on the same secret before it is refused.
-const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long a rotation waits for another one's rotation lock on the same secret before it is refused.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Step (2) of a rotation: set the pending password on the database and test a login with it. A resumed
 /// rotation whose password the database already has skips the change.

@@ -345,7 +345,7 @@ async fn a_background_rotation_answers_at_once_and_its_task_finishes() {
     });
     gated.db.set("app", SecretValue::from_str_value("pw0"));
     let opts = RotateOptions {
-        target: Some(gated.clone() as Arc<dyn PasswordChanger>),
+        changer: Some(gated.clone() as Arc<dyn PasswordChanger>),
         policy: None,
     };
     // The database cannot change anything yet: the answer comes all the same.

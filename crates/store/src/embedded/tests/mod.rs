@@ -1,5 +1,6 @@
 //! The embedded store's behaviour: CSMS semantics, rotation steps, errors, paging.
 
+use crate::changer::RotateOptions;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +44,7 @@ fn db_secret(name: &str, sub: &str, user: &str, pw: &str) -> CreateSecret {
 
 fn with_target(t: &Arc<MemoryChanger>) -> RotateOptions {
     RotateOptions {
-        target: Some(t.clone() as Arc<dyn PasswordChanger>),
+        changer: Some(t.clone() as Arc<dyn PasswordChanger>),
         policy: None,
     }
 }
@@ -648,7 +649,7 @@ async fn two_rotations_at_once_one_proceeds_one_conflicts() {
     db.set("app", SecretValue::from_str_value("pw0"));
     let t: Arc<dyn PasswordChanger> = Arc::new(SlowTarget(db));
     let opts = RotateOptions {
-        target: Some(t),
+        changer: Some(t),
         policy: None,
     };
     let (a, b) = tokio::join!(
@@ -693,7 +694,7 @@ async fn the_password_policy_is_applied() {
         P,
         "db",
         RotateOptions {
-            target: Some(t.clone()),
+            changer: Some(t.clone()),
             policy: Some(policy),
         },
     )

@@ -55,7 +55,7 @@ async fn the_account_in_use_never_keeps_a_password_it_cannot_confirm() {
     });
     t.db.set("app", SecretValue::from_str_value("pw0"));
     let opts = RotateOptions {
-        target: Some(t.clone()),
+        changer: Some(t.clone()),
         policy: None,
     };
     let e = s.rotate(P, "db", opts).await.unwrap_err();
@@ -74,7 +74,7 @@ async fn the_account_in_use_never_keeps_a_password_it_cannot_confirm() {
     });
     t.db.set("app", SecretValue::from_str_value("pw0"));
     let opts = RotateOptions {
-        target: Some(t.clone()),
+        changer: Some(t.clone()),
         policy: None,
     };
     let e = s.rotate(P, "db", opts).await.unwrap_err();
