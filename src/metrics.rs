@@ -92,116 +92,116 @@ impl Default for Metrics {
     }
 }
 
+/// Registers `metric` under `name` and hands it back, for the struct that keeps it.
+fn register<M: prometheus_client::registry::Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Metrics {
     /// Registers every metric under the `secret_rotator` prefix.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("secret_rotator");
-        let rotations = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "rotations",
-            "Rotations by result and reason",
-            rotations.clone(),
+        let mut r = Registry::with_prefix("secret_rotator");
+        let build_info = register(
+            &mut r,
+            "build_info",
+            "Build information",
+            Family::<BuildLabel, Gauge>::default(),
         );
-        let rotation_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
-        registry.register(
-            "rotation_duration_seconds",
-            "Time to complete a rotation",
-            rotation_duration.clone(),
-        );
-        let reconcile_errors = Family::<CategoryLabel, Counter>::default();
-        registry.register(
-            "reconcile_errors",
-            "Reconcile errors by category",
-            reconcile_errors.clone(),
-        );
-        let reconciles = Counter::default();
-        registry.register("reconciles", "Reconciles run", reconciles.clone());
-        let reconciles_in_flight = Gauge::default();
-        registry.register(
-            "reconciles_in_flight",
-            "Reconciles running now (at most --concurrency)",
-            reconciles_in_flight.clone(),
-        );
-        let events_dropped = Counter::default();
-        registry.register(
-            "events_dropped",
-            "Events dropped because the publishing queue was full (the apiserver is slow or away)",
-            events_dropped.clone(),
-        );
-        let leadership_lost = Counter::default();
-        registry.register(
-            "leadership_lost",
-            "Times the leader lease was lost; the replica stopped reconciling and rejoined the election",
-            leadership_lost.clone(),
-        );
-        let leader = Gauge::default();
-        registry.register(
-            "leader",
-            "1 while this replica leads and reconciles (always 1 without leader election), else 0",
-            leader.clone(),
-        );
-        let synced_secret_rejections = Counter::default();
-        registry.register(
-            "synced_secret_rejections",
-            "Synced Secrets the apiserver refused (400, 403, 409, 422), per attempt",
-            synced_secret_rejections.clone(),
-        );
-        let notifications_delivered = Counter::default();
-        registry.register(
-            "notifications_delivered",
-            "Notifications (CloudEvents) a sink accepted with a 2xx, counted per sink",
-            notifications_delivered.clone(),
-        );
-        let notifications_failed = Counter::default();
-        registry.register(
-            "notifications_failed",
-            "Notifications given up after --notify-max-attempts, or refused by the sink (4xx), counted per sink",
-            notifications_failed.clone(),
-        );
-        let notifications_dropped = Counter::default();
-        registry.register(
-            "notifications_dropped",
-            "Notifications dropped because a sink's queue (--notify-queue-size) was full, counted per sink",
-            notifications_dropped.clone(),
-        );
-        let store_latency = Family::<OperationLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-        });
-        registry.register(
-            "store_request_duration_seconds",
-            "Backing store request latency by operation",
-            store_latency.clone(),
-        );
-        let next_rotation = Family::<ResourceLabel, Gauge<i64, AtomicI64Compat>>::default();
-        registry.register(
-            "next_rotation_timestamp_seconds",
-            "When each SecretRotation next rotates (Unix seconds)",
-            next_rotation.clone(),
-        );
-        let build_info = Family::<BuildLabel, Gauge>::default();
-        registry.register("build_info", "Build information", build_info.clone());
         build_info
             .get_or_create(&BuildLabel {
                 version: env!("CARGO_PKG_VERSION"),
             })
             .set(1);
         Metrics {
-            registry,
-            rotations,
-            rotation_duration,
-            reconcile_errors,
-            reconciles,
-            reconciles_in_flight,
-            leadership_lost,
-            leader,
-            synced_secret_rejections,
-            events_dropped,
-            notifications_delivered,
-            notifications_failed,
-            notifications_dropped,
-            store_latency,
-            next_rotation,
+            rotations: register(
+                &mut r,
+                "rotations",
+                "Rotations by result and reason",
+                Family::default(),
+            ),
+            rotation_duration: register(
+                &mut r,
+                "rotation_duration_seconds",
+                "Time to complete a rotation",
+                Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            ),
+            reconcile_errors: register(
+                &mut r,
+                "reconcile_errors",
+                "Reconcile errors by category",
+                Family::default(),
+            ),
+            reconciles: register(&mut r, "reconciles", "Reconciles run", Counter::default()),
+            reconciles_in_flight: register(
+                &mut r,
+                "reconciles_in_flight",
+                "Reconciles running now (at most --concurrency)",
+                Gauge::default(),
+            ),
+            events_dropped: register(
+                &mut r,
+                "events_dropped",
+                "Events dropped because the publishing queue was full (the apiserver is slow or away)",
+                Counter::default(),
+            ),
+            leadership_lost: register(
+                &mut r,
+                "leadership_lost",
+                "Times the leader lease was lost; the replica stopped reconciling and rejoined the election",
+                Counter::default(),
+            ),
+            leader: register(
+                &mut r,
+                "leader",
+                "1 while this replica leads and reconciles (always 1 without leader election), else 0",
+                Gauge::default(),
+            ),
+            synced_secret_rejections: register(
+                &mut r,
+                "synced_secret_rejections",
+                "Synced Secrets the apiserver refused (400, 403, 409, 422), per attempt",
+                Counter::default(),
+            ),
+            notifications_delivered: register(
+                &mut r,
+                "notifications_delivered",
+                "Notifications (CloudEvents) a sink accepted with a 2xx, counted per sink",
+                Counter::default(),
+            ),
+            notifications_failed: register(
+                &mut r,
+                "notifications_failed",
+                "Notifications given up after --notify-max-attempts, or refused by the sink (4xx), counted per sink",
+                Counter::default(),
+            ),
+            notifications_dropped: register(
+                &mut r,
+                "notifications_dropped",
+                "Notifications dropped because a sink's queue (--notify-queue-size) was full, counted per sink",
+                Counter::default(),
+            ),
+            store_latency: register(
+                &mut r,
+                "store_request_duration_seconds",
+                "Backing store request latency by operation",
+                Family::new_with_constructor(|| {
+                    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+                }),
+            ),
+            next_rotation: register(
+                &mut r,
+                "next_rotation_timestamp_seconds",
+                "When each SecretRotation next rotates (Unix seconds)",
+                Family::default(),
+            ),
             build_info,
+            registry: r,
         }
     }
 

@@ -60,6 +60,19 @@ impl EventSink {
         (EventSink { tx, dropped }, task)
     }
 
+    /// A sink whose events go to the returned receiver instead of the apiserver.
+    #[cfg(test)]
+    pub(crate) fn capture() -> (EventSink, mpsc::Receiver<(ObjectReference, Event)>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (
+            EventSink {
+                tx,
+                dropped: Counter::default(),
+            },
+            rx,
+        )
+    }
+
     /// Queues an event about `reference`; never waits.
     pub fn publish(&self, reference: ObjectReference, ev: Event) {
         if self.tx.try_send((reference, ev)).is_err() {

@@ -108,13 +108,14 @@ impl<'a> Run<'a> {
         let acted = act::act(self, &spec, &store, &mut writer, plan, observed).await?;
         let synced = sync::sync(self, &spec, &store, &acted).await?;
         let versions = history::versions(self, &store, &acted).await;
-        // After SYSCURRENT moved (or a rotate-now was found done), the next due time counts from the new
-        // state; otherwise the plan's schedule stands.
-        let schedule = if acted.moved() || acted.rotate_now_done.is_some() {
-            planner::schedule(&self.input(&spec, &facts.after(&acted), &acted.current))
-        } else {
-            acted.plan.clone()
-        };
+        // After the store secret was created or SYSCURRENT moved (or a rotate-now was found done), the next
+        // due time counts from the new state; otherwise the plan's schedule stands.
+        let schedule =
+            if acted.created.is_some() || acted.moved() || acted.rotate_now_done.is_some() {
+                planner::schedule(&self.input(&spec, &facts.after(&acted), &acted.current))
+            } else {
+                acted.plan.clone()
+            };
         let outcome = Outcome {
             intent: acted.intent.as_ref(),
             created: acted.created,
@@ -336,3 +337,6 @@ impl Drop for InFlight {
         self.0.dec();
     }
 }
+
+#[cfg(test)]
+mod tests;

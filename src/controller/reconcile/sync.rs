@@ -35,10 +35,11 @@ pub async fn sync(
     let moved_task = acted.moved_task();
     let task_id = match moved_task {
         Some(t) => t.to_owned(),
-        None if !spec.secret_type.is_database() => String::new(),
+        // The task the status already names for this version (a rollback's, for a COMMON secret too).
         None if run.previous.version_id.as_deref() == Some(version_id.as_str()) => {
             run.previous.rotation_task_id.clone().unwrap_or_default()
         }
+        None if !spec.secret_type.is_database() => String::new(),
         None => store.latest_task().await.ok().flatten().unwrap_or_default(),
     };
     let previous = if spec.synced.uses_previous() {
