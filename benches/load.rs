@@ -1,4 +1,4 @@
-//! Load run (issue 9): N SecretRotations (default 300) with a period of 10 seconds, for 5 minutes, on a
+//! Load run: N SecretRotations (default 300) with a period of 10 seconds, for 5 minutes, on a
 //! real local control plane. Run it through `scripts/bench --load`.
 //!
 //! Checked and printed:

@@ -1,4 +1,4 @@
-//! Scale benchmark (issue 8): the operator on the embedded store against a real local control plane, for
+//! Scale benchmark: the operator on the embedded store against a real local control plane, for
 //! N COMMON SecretRotations at once, measured in one run against a baseline client that makes only the
 //! writes a rotation needs. Run it through `scripts/bench`, which starts the control plane with an audit
 //! log, grants the operator the Helm chart's RBAC through impersonation and sets the variables below.

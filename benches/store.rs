@@ -5,7 +5,7 @@
 //!
 //! - per call of what a reconcile asks the store, at 100, 10,000 and 100,000 secrets (half COMMON with
 //!   three versions, half database secrets rotated twice, so with versions and tasks): the time should
-//!   not grow with the store (issue 18); and the time to open the store at each size.
+//!   not grow with the store; and the time to open the store at each size.
 //!
 //! `cargo bench --bench store` (BENCH_SECONDS: time per rate measurement, default 3; STORE_SIZES: the
 //! sizes, default "100 10000 100000"; STORE_CALLS: calls per per-call figure, default 2000;

@@ -74,7 +74,7 @@ impl SecretCache {
     ///
     /// Readiness is a watch channel set on the reflector's first `InitDone`, rather than
     /// `Store::wait_until_ready`: that one wakes only the last of several concurrent waiters (a
-    /// oneshot receiver polled from several tasks), and the other reconciles hung.
+    /// oneshot receiver polled from several tasks), so concurrent reconciles would wait forever.
     pub async fn get(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
         let mut listed = self.listed.clone();
         let _ = listed.wait_for(|l| *l).await;

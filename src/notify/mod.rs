@@ -1,4 +1,4 @@
-//! Outbound notifications (issue 16): CloudEvents 1.0 (structured mode, `application/cloudevents+json`)
+//! Outbound notifications: CloudEvents 1.0 (structured mode, `application/cloudevents+json`)
 //! posted to HTTP(S) sinks for `Rotated`, `RotationFailed` (from the `--notify-failure-threshold`th
 //! consecutive failure on), `RestartTriggered` and `SecretRejected`.
 //!

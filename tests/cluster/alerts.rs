@@ -1,4 +1,4 @@
-//! The chart's alerts and Grafana dashboard (issue 16), as users install them: rendered by the real
+//! The chart's alerts and Grafana dashboard, as users install them: rendered by the real
 //! `helm template`, the PrometheusRule's spec run through `promtool test rules` on synthetic series
 //! (tests/alerts/*.test.yaml), the dashboard's queries checked by promtool, and every metric name in a rule
 //! or a dashboard query looked up in /metrics of a running operator after a rotation.

@@ -1,5 +1,5 @@
 //! The `csms` client against a stand-in CSMS that answers the way the service's documentation shows
-//! (issue 17), over real HTTP: RotateSecret's example answer `{"rotation_task_id"}` alone, flat
+//!, over real HTTP: RotateSecret's example answer `{"rotation_task_id"}` alone, flat
 //! `{"error_code", "error_msg"}` error bodies beside RotateSecret's nested one, "not found" as 400 with
 //! CSMS.0106 or CSMS.0005, tasks that are PROCESSING (or in a status the client does not know) and finish
 //! later, task lists with `page_info` instead of `total`, fields the SDK models do not have, and secrets

@@ -1,4 +1,4 @@
-//! The operator on the `csms` backend while CSMS misbehaves (issue 9): the operator process talks to an
+//! The operator on the `csms` backend while CSMS misbehaves: the operator process talks to an
 //! in-process `serve` through a fault-injecting TCP proxy. Faults, one after another, each for longer than
 //! a period: answers 500, 502 and 504; connections dropped before the request is forwarded; requests
 //! forwarded and then the connection dropped before the answer (writes only: the write happened, the

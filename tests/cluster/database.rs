@@ -606,7 +606,7 @@ async fn no_lockout_mariadb() {
     no_lockout("mysql").await;
 }
 
-/// A rollback of a database secret (issue 16): the operator sets the earlier version's password on the
+/// A rollback of a database secret: the operator sets the earlier version's password on the
 /// real database through the rotation's steps; the application's Secret and the database agree again, and
 /// the newer password no longer logs in.
 async fn rollback(engine: &str) {
@@ -654,7 +654,7 @@ async fn rollback_mariadb() {
     rollback("mysql").await;
 }
 
-/// Administrator connections (issue 18): kept between rotations for the same server and credentials,
+/// Administrator connections: kept between rotations for the same server and credentials,
 /// and replaced when the server closed them (a restart).
 async fn admin_backend(pg: &Postgres) -> Vec<i32> {
     let (client, conn) = tokio_postgres::connect(

@@ -1,4 +1,4 @@
-//! Day-2 operations (issue 16) on the local control plane with a real `secret-rotator run`: time zones,
+//! Day-2 operations on the local control plane with a real `secret-rotator run`: time zones,
 //! maintenance windows and what the status and `kubectl get` say about them.
 
 use crate::support::operator::*;

@@ -1,4 +1,4 @@
-//! Control plane faults during rotations (issue 9): the kube-apiserver stopped for 20 seconds, and etcd
+//! Control plane faults during rotations: the kube-apiserver stopped for 20 seconds, and etcd
 //! restarted. Each test has a control plane of its own, which it stops in part with
 //! `scripts/testenv stop|start`. The operator runs with leader election, as the chart deploys it.
 //!

@@ -1,4 +1,4 @@
-//! Hostile and malformed SecretRotations at the operator level (issue 9): each is refused by the
+//! Hostile and malformed SecretRotations at the operator level: each is refused by the
 //! apiserver's schema, or accepted and given a condition that names what is wrong. Meanwhile a neighbour
 //! keeps rotating, the operator neither exits nor records reconcile errors, and no refused Secret is
 //! retried in a loop.

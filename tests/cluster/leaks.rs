@@ -1,4 +1,4 @@
-//! One leak pass (issue 9): exercise every path that handles a value — COMMON generation and rotate-now,
+//! One leak pass: exercise every path that handles a value — COMMON generation and rotate-now,
 //! a PostgreSQL rotation through an administrator, a failing rotation (wrong administrator password, so a
 //! pending value exists), and the CSMS API of `serve` (create, new version, show, generate-password) —
 //! then collect every value (each version of each secret in both stores, the administrator's password,

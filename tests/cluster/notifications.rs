@@ -1,4 +1,4 @@
-//! Outbound notifications (issue 16) end to end: a real `secret-rotator run` on the local control plane
+//! Outbound notifications end to end: a real `secret-rotator run` on the local control plane
 //! posts CloudEvents to sinks that this test process serves (axum). The sinks record every request; the
 //! test checks each one's signature with an HMAC of its own, each event's attributes and data, that no
 //! synced value appears in any body, the retries of a sink that fails at first, and the delivered, failed

@@ -1,4 +1,4 @@
-//! RotateSecret through `serve` on real databases (issue 17): a targets file maps the secret's InstanceId to
+//! RotateSecret through `serve` on real databases: a targets file maps the secret's InstanceId to
 //! a throwaway PostgreSQL or MariaDB server, and the operator's `csms` backend rotates through it, with
 //! `serve` answering at once while the database steps run in the background (the default), and with
 //! `--synchronous-rotation`; and the operator process itself (`run --store csms`) through `serve` in both

@@ -90,7 +90,7 @@ pub async fn act(
                     }
                     let value_unknown = matches!(acted.current, Current::Unknown);
                     match then {
-                        Some(planner::Reason::Bootstrap) if !value_unknown => {}
+                        Some(planner::RotationReason::Bootstrap) if !value_unknown => {}
                         Some(reason) => {
                             rotate(run, spec, store, writer, reason, &mut acted).await?
                         }
@@ -149,10 +149,10 @@ async fn rotate(
     spec: &ValidatedSpec,
     store: &ScopedStore<'_>,
     writer: &mut StatusWriter,
-    reason: planner::Reason,
+    reason: planner::RotationReason,
     acted: &mut Acted,
 ) -> Result<(), ActError> {
-    if let planner::Reason::RotateNow(v) = &reason
+    if let planner::RotationReason::RotateNow(v) = &reason
         && run.previous.pending_rotate_now.as_ref().map(|p| &p.value) != Some(v)
     {
         let from = acted.current.version().map(|(id, _)| id.to_owned());
@@ -186,7 +186,7 @@ async fn rotate(
                 .rotation_duration
                 .observe(started.elapsed().as_secs_f64());
             acted.rotated_task = Some(task);
-            if let planner::Reason::RotateNow(v) = reason {
+            if let planner::RotationReason::RotateNow(v) = reason {
                 acted.rotate_now_done = Some(v);
             }
             acted.current = read_back(spec, store, "rotating it").await?;

@@ -37,7 +37,7 @@ pub enum Timing {
 
 /// Why a rotation happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reason {
+pub enum RotationReason {
     /// The store holds no usable value yet (a database secret with an unknown password).
     Bootstrap,
     /// The resource asked for a rotation when created, and the store's version predates it.
@@ -48,14 +48,14 @@ pub enum Reason {
     Scheduled(Timestamp),
 }
 
-impl Reason {
+impl RotationReason {
     /// A short name for logs, events and metrics.
     pub fn as_str(&self) -> &'static str {
         match self {
-            Reason::Bootstrap => "bootstrap",
-            Reason::OnCreate => "on-create",
-            Reason::RotateNow(_) => "rotate-now",
-            Reason::Scheduled(_) => "scheduled",
+            RotationReason::Bootstrap => "bootstrap",
+            RotationReason::OnCreate => "on-create",
+            RotationReason::RotateNow(_) => "rotate-now",
+            RotationReason::Scheduled(_) => "scheduled",
         }
     }
 }
@@ -138,7 +138,7 @@ pub enum Action {
     /// Create the missing store secret; then rotate for this reason, when one is due at once.
     Create {
         /// The rotation that follows the creation in the same reconcile.
-        then: Option<Reason>,
+        then: Option<RotationReason>,
     },
     /// Move SYSCURRENT back to an earlier version.
     Rollback(RollbackRequest),
@@ -150,7 +150,7 @@ pub enum Action {
         message: String,
     },
     /// Rotate, for this reason.
-    Rotate(Reason),
+    Rotate(RotationReason),
     /// A recorded rotate-now already happened in the store: record it as handled, do not rotate.
     CompleteRotateNow(String),
     /// Keep the synced Secret and the status in line with the store; nothing is due.
@@ -244,11 +244,11 @@ pub fn plan(i: &Input<'_>) -> Plan {
         .rotate_now
         .filter(|v| Some(*v) != i.last_rotate_now && !v.is_empty())
     {
-        Some(Reason::RotateNow(v.to_owned()))
+        Some(RotationReason::RotateNow(v.to_owned()))
     } else if i.rotate_on_create && current_created < i.created {
-        Some(Reason::OnCreate)
+        Some(RotationReason::OnCreate)
     } else {
-        due.filter(|d| *d <= i.now).map(Reason::Scheduled)
+        due.filter(|d| *d <= i.now).map(RotationReason::Scheduled)
     };
     scheduled(i, reason, due, &retry)
 }
@@ -308,9 +308,11 @@ fn create(i: &Input<'_>, creation: Creation, retry: &Retry) -> Plan {
     let then = match creation {
         Creation::Generated => None,
         // The password is not known: the first rotation sets it through the administrator.
-        Creation::Unknown => (!retry.waiting).then_some(Reason::Bootstrap),
+        Creation::Unknown => (!retry.waiting).then_some(RotationReason::Bootstrap),
         // An adopted value predates the resource.
-        Creation::Adopted => (i.rotate_on_create && !retry.waiting).then_some(Reason::OnCreate),
+        Creation::Adopted => {
+            (i.rotate_on_create && !retry.waiting).then_some(RotationReason::OnCreate)
+        }
     };
     Plan {
         action: Action::Create { then },
@@ -334,7 +336,7 @@ fn unknown_value(i: &Input<'_>, retry: &Retry) -> Plan {
         retry.backoff(i, None)
     } else {
         Plan {
-            action: Action::Rotate(Reason::Bootstrap),
+            action: Action::Rotate(RotationReason::Bootstrap),
             next_rotation: None,
             requeue_after: MAX_REQUEUE,
             waiting_for_window: None,
@@ -410,7 +412,7 @@ fn pending_rotate_now(
         retry.backoff(i, due)
     } else {
         Plan {
-            action: Action::Rotate(Reason::RotateNow(p.value.clone())),
+            action: Action::Rotate(RotationReason::RotateNow(p.value.clone())),
             next_rotation: due,
             requeue_after: requeue_for(i.now, due),
             waiting_for_window: None,
@@ -419,9 +421,14 @@ fn pending_rotate_now(
 }
 
 /// The plan for a rotation due for `reason` (or none), with the maintenance window and the backoff.
-fn scheduled(i: &Input<'_>, reason: Option<Reason>, due: Option<Timestamp>, retry: &Retry) -> Plan {
+fn scheduled(
+    i: &Input<'_>,
+    reason: Option<RotationReason>,
+    due: Option<Timestamp>,
+    retry: &Retry,
+) -> Plan {
     // A scheduled rotation starts only inside the maintenance window; until then it waits, and says so.
-    if let (Some(Reason::Scheduled(_)), Some(w)) = (&reason, i.maintenance)
+    if let (Some(RotationReason::Scheduled(_)), Some(w)) = (&reason, i.maintenance)
         && !w.is_open(i.now)
     {
         let opens = w.open_at_or_after(i.now);
@@ -498,7 +505,7 @@ mod tests {
         i.now = ts("2026-11-28T11:00:00Z");
         assert_eq!(
             plan(&i).action,
-            Action::Rotate(Reason::Scheduled(ts("2026-11-28T11:00:00Z")))
+            Action::Rotate(RotationReason::Scheduled(ts("2026-11-28T11:00:00Z")))
         );
         // Shortly before: the exact requeue time.
         i.now = ts("2026-11-28T10:59:30Z");
@@ -525,7 +532,7 @@ mod tests {
         i.rotate_now = Some("2026-11-27T12:00:00Z");
         assert_eq!(
             plan(&i).action,
-            Action::Rotate(Reason::RotateNow("2026-11-27T12:00:00Z".into()))
+            Action::Rotate(RotationReason::RotateNow("2026-11-27T12:00:00Z".into()))
         );
         i.last_rotate_now = Some("2026-11-27T12:00:00Z");
         assert_eq!(plan(&i).action, Action::Sync);
@@ -551,7 +558,7 @@ mod tests {
         // The store still shows v3: the rotation did not happen; do it.
         assert_eq!(
             plan(&i).action,
-            Action::Rotate(Reason::RotateNow("x".into()))
+            Action::Rotate(RotationReason::RotateNow("x".into()))
         );
         // The store moved on: it happened; record it without rotating.
         i.current = Some(("v4", ts("2026-11-27T11:59:00Z")));
@@ -564,7 +571,7 @@ mod tests {
         let mut i = base(&t);
         i.rotate_on_create = true;
         i.created = ts("2026-11-27T11:30:00Z");
-        assert_eq!(plan(&i).action, Action::Rotate(Reason::OnCreate));
+        assert_eq!(plan(&i).action, Action::Rotate(RotationReason::OnCreate));
         i.current = Some(("v4", ts("2026-11-27T11:31:00Z")));
         assert_eq!(plan(&i).action, Action::Sync);
         i.rotate_on_create = false;
@@ -592,7 +599,7 @@ mod tests {
         let t = Timing::Period(DAY);
         let mut i = base(&t);
         i.current = None;
-        assert_eq!(plan(&i).action, Action::Rotate(Reason::Bootstrap));
+        assert_eq!(plan(&i).action, Action::Rotate(RotationReason::Bootstrap));
     }
 
     #[test]
@@ -608,7 +615,7 @@ mod tests {
         i.now = add(ts("2026-11-27T11:59:50Z"), wait);
         assert!(matches!(
             plan(&i).action,
-            Action::Rotate(Reason::Scheduled(_))
+            Action::Rotate(RotationReason::Scheduled(_))
         ));
     }
 
@@ -625,7 +632,7 @@ mod tests {
         i.current = Some(("v3", ts("2026-11-20T11:00:00Z")));
         assert_eq!(
             plan(&i).action,
-            Action::Rotate(Reason::Scheduled(ts("2026-11-21T03:00:00Z")))
+            Action::Rotate(RotationReason::Scheduled(ts("2026-11-21T03:00:00Z")))
         );
     }
 
@@ -645,7 +652,7 @@ mod tests {
         i.now = ts("2026-11-27T04:30:00Z");
         assert_eq!(
             plan(&i).action,
-            Action::Rotate(Reason::Scheduled(ts("2026-11-27T03:00:00Z")))
+            Action::Rotate(RotationReason::Scheduled(ts("2026-11-27T03:00:00Z")))
         );
     }
 
@@ -676,20 +683,20 @@ mod tests {
         i.now = ts("2026-11-29T01:00:00Z");
         assert_eq!(
             plan(&i).action,
-            Action::Rotate(Reason::Scheduled(ts("2026-11-28T11:00:00Z")))
+            Action::Rotate(RotationReason::Scheduled(ts("2026-11-28T11:00:00Z")))
         );
         // rotate-now does not wait.
         i.now = ts("2026-11-28T12:00:00Z");
         i.rotate_now = Some("x");
         assert_eq!(
             plan(&i).action,
-            Action::Rotate(Reason::RotateNow("x".into()))
+            Action::Rotate(RotationReason::RotateNow("x".into()))
         );
         // Nor does rotateOnCreate.
         i.rotate_now = None;
         i.rotate_on_create = true;
         i.created = ts("2026-11-28T11:30:00Z");
-        assert_eq!(plan(&i).action, Action::Rotate(Reason::OnCreate));
+        assert_eq!(plan(&i).action, Action::Rotate(RotationReason::OnCreate));
         // Suspended: nothing waits.
         i.rotate_on_create = false;
         i.suspend = true;
@@ -731,7 +738,7 @@ mod tests {
         assert_eq!(
             plan(&i).action,
             Action::Create {
-                then: Some(Reason::Bootstrap)
+                then: Some(RotationReason::Bootstrap)
             }
         );
         i.missing = Some(Creation::Adopted);
@@ -740,7 +747,7 @@ mod tests {
         assert_eq!(
             plan(&i).action,
             Action::Create {
-                then: Some(Reason::OnCreate)
+                then: Some(RotationReason::OnCreate)
             }
         );
         // A failed attempt still waiting for its backoff: created, but not rotated yet.
@@ -768,7 +775,7 @@ mod tests {
         i.last_rollback_request = Some("v2");
         assert_eq!(
             plan(&i).action,
-            Action::Rotate(Reason::RotateNow("now-1".into())),
+            Action::Rotate(RotationReason::RotateNow("now-1".into())),
             "a handled request is not repeated"
         );
         i.rollback_to = Some("v2/again");
@@ -809,7 +816,7 @@ mod tests {
         i.current = Some(("v1", old));
         assert_eq!(
             plan(&i).action,
-            Action::Rotate(Reason::Scheduled(ts("2026-01-02T00:00:00Z"))),
+            Action::Rotate(RotationReason::Scheduled(ts("2026-01-02T00:00:00Z"))),
             "without the rollback, the old version is long overdue"
         );
         i.last_rollback_done = Some(("v1", at));

@@ -1,7 +1,6 @@
 //! The HTTP client of the csms store: authentication (IAM token or AK/SK), one request with retries, and
 //! how an answer is classified.
 
-
 use std::time::Duration;
 
 use rand::Rng;
@@ -10,12 +9,11 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
-use crate::protocol::signer;
-use crate::{StoreError, StoreResult};
 use super::auth::CsmsAuth;
 use super::auth::{IAM_REFRESH_MARGIN, IamToken};
 use super::route::{Route, answer_error, query_string};
-
+use crate::protocol::signer;
+use crate::{StoreError, StoreResult};
 
 /// Retry and timing settings.
 #[derive(Debug, Clone)]

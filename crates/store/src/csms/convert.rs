@@ -1,7 +1,5 @@
 //! Conversions between the store's model and the CSMS wire bodies.
 
-
-
 use zeroize::Zeroizing;
 
 use crate::model::*;
@@ -39,7 +37,11 @@ pub(super) fn wire_binary(v: &Option<SecretValue>) -> Option<Zeroizing<String>> 
 }
 
 /// A version read from an answer; its value is required.
-pub(super) fn version_from_wire(w: VersionWire, name: &str, requested: &str) -> StoreResult<Version> {
+pub(super) fn version_from_wire(
+    w: VersionWire,
+    name: &str,
+    requested: &str,
+) -> StoreResult<Version> {
     match (w.secret_string, w.secret_binary) {
         (Some(s), _) => Ok(Version {
             version_metadata: w.version_metadata,
@@ -76,4 +78,3 @@ pub(super) fn with_stage_names(mut s: Stage, name: &str, stage: &str) -> Stage {
     }
     s
 }
-

@@ -12,13 +12,11 @@
 //! rotation made, the task a RotateSecret answer does not name, a version's creation time), and the rest
 //! takes its default. Error answers: see [`route`].
 
-
 pub mod auth;
 mod client;
 mod convert;
 mod route;
 mod tasks;
-
 
 use crate::changer::RotateOptions;
 
@@ -30,9 +28,9 @@ use crate::model::*;
 use crate::protocol::wire::*;
 use crate::{Store, StoreError, StoreResult, now_ms};
 pub use auth::CsmsAuth;
-use route::Route;
-use convert::*;
 pub use client::{CsmsOptions, CsmsStore};
+use convert::*;
+use route::Route;
 
 #[async_trait]
 impl Store for CsmsStore {
@@ -521,4 +519,3 @@ impl Store for CsmsStore {
             })
     }
 }
-

@@ -1,19 +1,22 @@
 //! Rotation tasks as the service runs them: finding the task a RotateSecret call started, polling it to
 //! SUCCESS or FAILED, and reading back what an answer left out.
 
-
-
 use tracing::warn;
 
+use super::client::*;
 use crate::error::codes;
 use crate::model::*;
 use crate::{Store, StoreError, StoreResult};
-use super::client::*;
 
 impl CsmsStore {
     /// The task a RotateSecret call that started at `started` made: the newest task of the secret that
     /// began since then, looked for a few times (the task list may lag behind the call).
-    pub(super) async fn find_rotation_task(&self, project: &str, name: &str, started: i64) -> Option<String> {
+    pub(super) async fn find_rotation_task(
+        &self,
+        project: &str,
+        name: &str,
+        started: i64,
+    ) -> Option<String> {
         for look in 0..3 {
             if look > 0 {
                 tokio::time::sleep(self.opts.task_poll).await;
@@ -42,7 +45,12 @@ impl CsmsStore {
 
     /// Waits for a rotation task to finish: SUCCESS, FAILED (an error), or the task timeout. A status this
     /// client does not know counts as not finished.
-    pub(super) async fn poll_task(&self, project: &str, name: &str, task_id: &str) -> StoreResult<()> {
+    pub(super) async fn poll_task(
+        &self,
+        project: &str,
+        name: &str,
+        task_id: &str,
+    ) -> StoreResult<()> {
         let deadline = tokio::time::Instant::now() + self.opts.task_timeout;
         let mut warned = false;
         loop {
