@@ -2,7 +2,7 @@
 //!
 //! Doc comments on the spec and status fields become the descriptions that `kubectl explain` prints.
 //! Every rule the OpenAPI schema can hold is expressed here (enums, bounds, patterns, defaults); rules
-//! that cross fields live in [`crate::validation`].
+//! that cross fields live in the `validation` module.
 
 use std::collections::BTreeMap;
 
@@ -87,7 +87,7 @@ pub struct SecretRotationSpec {
 
     /// Policy for generated values (passwords and COMMON values), mirroring CSMS GenerateRandomPassword.
     #[serde(default)]
-    pub password: PasswordPolicy,
+    pub password: PasswordSpec,
 
     /// The Kubernetes Secret kept in sync with the store's SYSCURRENT version.
     #[serde(default)]
@@ -179,13 +179,13 @@ pub struct RotationSpec {
     /// due outside the window waits for the next opening. rotate-now, the first value and rotateOnCreate
     /// do not wait. The status says when a rotation waits (Rotating=False, reason WaitingForWindow).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub maintenance_window: Option<MaintenanceWindow>,
+    pub maintenance_window: Option<MaintenanceWindowSpec>,
 }
 
 /// Recurring times in which due rotations may start.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MaintenanceWindow {
+pub struct MaintenanceWindowSpec {
     /// Five-field cron expression for the window's openings, in the rotation's timeZone, for example
     /// "0 1 * * *" for 01:00 every night.
     #[schemars(regex(pattern = r"^\s*\S+(\s+\S+){4}\s*$"), length(max = 128))]
@@ -323,7 +323,7 @@ fn default_ca_key() -> String {
 /// Policy for generated values, with the names of CSMS GenerateRandomPassword in camelCase.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PasswordPolicy {
+pub struct PasswordSpec {
     /// Number of characters, 12 to 256.
     #[serde(default = "default_length")]
     #[schemars(range(min = 12, max = 256))]
@@ -352,8 +352,8 @@ pub struct PasswordPolicy {
     pub require_each_included_type: bool,
 }
 
-impl From<&PasswordPolicy> for secret_rotator_core::password::PasswordPolicy {
-    fn from(p: &PasswordPolicy) -> Self {
+impl From<&PasswordSpec> for secret_rotator_core::password::PasswordPolicy {
+    fn from(p: &PasswordSpec) -> Self {
         secret_rotator_core::password::PasswordPolicy {
             length: p.length,
             exclude_characters: p.exclude_characters.clone(),
@@ -371,9 +371,9 @@ fn default_length() -> u32 {
     secret_rotator_core::password::DEFAULT_LENGTH
 }
 
-impl Default for PasswordPolicy {
+impl Default for PasswordSpec {
     fn default() -> Self {
-        PasswordPolicy {
+        PasswordSpec {
             length: default_length(),
             exclude_characters: String::new(),
             exclude_lowercase: false,

@@ -214,7 +214,7 @@ fn timing(r: &RotationSpec, c: &mut Collector) -> Option<(Timing, Option<Mainten
 }
 
 fn maintenance_window(
-    w: &crate::api::MaintenanceWindow,
+    w: &crate::api::MaintenanceWindowSpec,
     zone: jiff::tz::TimeZone,
     c: &mut Collector,
 ) -> Option<MaintenanceWindow> {

@@ -840,13 +840,7 @@ async fn the_operator_rotates_through_the_documented_answers_and_reports_a_pendi
         60,
     )
     .await;
-    let ready = sr
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = ready_condition(&sr);
     assert!(
         ready.message.contains(&store_name) && ready.message.contains("pending deletion"),
         "{}",

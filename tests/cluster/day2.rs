@@ -11,10 +11,8 @@ fn common(name: &str, rotation: &str) -> String {
 }
 
 fn rotating(sr: &secret_rotator::api::SecretRotation) -> (String, String) {
-    sr.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Rotating"))
-        .map(|c| (c.reason.clone(), c.message.clone()))
+    condition(sr, "Rotating")
+        .map(|c| (c.reason, c.message))
         .unwrap_or_default()
 }
 
@@ -50,14 +48,7 @@ async fn schedules_are_read_in_their_time_zone() {
     )
     .await;
     let sr = wait_ready(&c, &ns.name, "mars", "False", "InvalidSpec", 30).await;
-    let message = sr
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap()
-        .message;
+    let message = ready_condition(&sr).message;
     assert!(message.contains("spec.rotation.timeZone"), "{message}");
     assert!(message.contains("Mars/Olympus_Mons"), "{message}");
 }

@@ -20,9 +20,12 @@ const RESOURCES: usize = 6;
 const PERIOD_SECS: i64 = 8;
 
 fn sr_yaml(name: &str) -> String {
-    format!(
-        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: {name}\nspec:\n  secretType: COMMON\n  rotation:\n    period: {PERIOD_SECS}s\n  target:\n    name: {name}\n"
-    )
+    Common {
+        name,
+        period: &format!("{PERIOD_SECS}s"),
+        extra: "",
+    }
+    .yaml()
 }
 
 fn names() -> Vec<String> {

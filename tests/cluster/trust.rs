@@ -28,10 +28,8 @@ async fn create_secret(c: &Client, ns: &str, name: &str, data: serde_json::Value
 }
 
 fn ready_message(sr: &secret_rotator::api::SecretRotation) -> String {
-    sr.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.message.clone())
+    condition(sr, "Ready")
+        .map(|c| c.message)
         .unwrap_or_default()
 }
 
@@ -374,13 +372,7 @@ async fn a_spec_that_no_longer_describes_its_store_secret_gets_a_condition() {
         ready_message(&sr).contains("is RDS-FG").then_some(sr)
     })
     .await;
-    let ready = sr
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = ready_condition(&sr);
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
         ("False", "StoreSecretMismatch")

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use secret_rotator::api::SecretRotation;
@@ -198,6 +199,44 @@ pub async fn get_sr(client: &Client, ns: &str, name: &str) -> SecretRotation {
         .get(name)
         .await
         .unwrap()
+}
+
+/// The condition `type_` of a resource's status (`Ready`, `Rotating`), if it has one.
+pub fn condition(sr: &SecretRotation, type_: &str) -> Option<Condition> {
+    sr.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// The Ready condition; a test that reads it expects one.
+pub fn ready_condition(sr: &SecretRotation) -> Condition {
+    condition(sr, "Ready").unwrap_or_else(|| panic!("no Ready condition: {:?}", sr.status))
+}
+
+/// A COMMON SecretRotation, as the tests apply them: a name, a period, its synced Secret of the same name,
+/// and any further spec lines (indented by two spaces, under `spec:`).
+pub struct Common<'a> {
+    /// `metadata.name` and the synced Secret's name.
+    pub name: &'a str,
+    /// `spec.rotation.period`.
+    pub period: &'a str,
+    /// More lines of the spec.
+    pub extra: &'a str,
+}
+
+impl Common<'_> {
+    /// The manifest.
+    pub fn yaml(&self) -> String {
+        format!(
+            "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: {name}\nspec:\n  secretType: COMMON\n  rotation:\n    period: {period}\n  target:\n    name: {name}\n{extra}",
+            name = self.name,
+            period = self.period,
+            extra = self.extra
+        )
+    }
 }
 
 /// Waits until Ready has `status` with `reason`, and returns the resource.
