@@ -12,6 +12,7 @@ pub mod note;
 pub mod notify;
 pub mod plugin;
 pub mod reasons;
+pub mod sanitize;
 pub mod startup;
 pub mod telemetry;
 pub mod validation;

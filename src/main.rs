@@ -29,8 +29,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the SecretRotation CustomResourceDefinition as YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions (SecretRotation, ClusterDatabaseServer, DatabaseServer) as YAML.
+    Crd {
+        /// Only the CRD with this plural name (secretrotations, clusterdatabaseservers, databaseservers).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Maintain an embedded store file.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -63,9 +67,16 @@ fn main() -> ExitCode {
     let result: Result<(), BoxError> = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::serve(args)),
         Command::Run(args) => runtime.block_on(operator::run(args)),
-        Command::Crd => secret_rotator::crdgen::crd_yaml()
-            .map(|yaml| print!("{yaml}"))
-            .map_err(Into::into),
+        Command::Crd { name } => secret_rotator::crdgen::crds_yaml(name.as_deref())
+            .map_err(BoxError::from)
+            .and_then(|yaml| {
+                if yaml.is_empty() {
+                    Err(format!("no CRD is named {}", name.unwrap_or_default()).into())
+                } else {
+                    print!("{yaml}");
+                    Ok(())
+                }
+            }),
         Command::Store(cmd) => cmd.run(),
     };
     match result {

@@ -9,8 +9,19 @@ pub enum Reason {
     Synced,
     /// Ready: the spec breaks a rule the schema cannot hold.
     InvalidSpec,
-    /// Ready: the store secret is outside the namespace's allowed names.
+    /// Ready: the resource asks for something the operator's policy or its database server does not allow
+    /// (a store secret outside the namespace's names, a namespace or account the server does not serve).
+    /// Server: its administrator is an account the operator refuses to use.
     Forbidden,
+    /// Ready: the database server the resource names does not exist.
+    ServerNotFound,
+    /// Ready: the database server the resource names has a spec that cannot be used. Server: its spec is
+    /// not usable.
+    ServerInvalid,
+    /// Server: the administrator logged in.
+    LoggedIn,
+    /// Server: the administrator's login failed (or its Secret cannot be read).
+    LoginFailed,
     /// Ready: the csms backend has no such secret.
     SecretNotFound,
     /// Ready: the store secret is pending (scheduled for) deletion in CSMS: it can be neither read nor
@@ -67,6 +78,10 @@ impl Reason {
             Reason::Synced => "Synced",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::Forbidden => "Forbidden",
+            Reason::ServerNotFound => "ServerNotFound",
+            Reason::ServerInvalid => "ServerInvalid",
+            Reason::LoggedIn => "LoggedIn",
+            Reason::LoginFailed => "LoginFailed",
             Reason::SecretNotFound => "SecretNotFound",
             Reason::StoreSecretPendingDeletion => "StoreSecretPendingDeletion",
             Reason::StoreUnavailable => "StoreUnavailable",

@@ -41,6 +41,20 @@ pub fn claim<'a>(secret: &'a Secret, uid: &str) -> Claim<'a> {
     }
 }
 
+/// The accounts a store secret rotates: the pair of a MultiUser secret, else the account of its current
+/// credential.
+pub fn rotated_accounts(secret: &Secret, current: Option<&DatabaseCredential>) -> Vec<String> {
+    let cfg: RotationConfig = secret
+        .rotation_config
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    if !cfg.usernames.is_empty() {
+        return cfg.usernames;
+    }
+    current.map(|c| c.username.clone()).into_iter().collect()
+}
+
 /// Why the spec no longer describes the store secret, if it does not: another secret type, another mode,
 /// other accounts. Rotating anyway would overwrite a credential with a generated value, or keep rotating
 /// an account the spec no longer names.

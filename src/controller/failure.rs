@@ -44,13 +44,24 @@ impl Failure {
         }
     }
 
-    /// What failed, for a person; never a value.
+    /// What failed, for a person; never a value. A database's own words stay in the operator's log: the
+    /// status and events say which step failed, so that neither becomes a port scanner or an oracle of
+    /// which roles exist. Other peers' text is escaped and bounded.
     pub fn message(&self) -> String {
         match self {
             Failure::ConfigurationMissing(m)
             | Failure::NeedsInitialPassword(m)
             | Failure::Forbidden(m) => m.clone(),
-            Failure::Store(e) => e.to_string(),
+            Failure::Store(StoreError::RotationFailed {
+                name,
+                code,
+                task_id,
+                ..
+            }) => format!(
+                "rotation of {name} failed (task {task_id}): {}",
+                database_step(code.rsplit('.').next().unwrap_or_default())
+            ),
+            Failure::Store(e) => crate::sanitize::text(&e.to_string(), 512),
         }
     }
 
@@ -82,6 +93,24 @@ impl Failure {
         } else {
             Reason::RotationFailed
         }
+    }
+}
+
+/// What a database step's failure code says, in the operator's words.
+fn database_step(code: &str) -> &'static str {
+    match code {
+        "CONNECT" => "the database server could not be reached",
+        "TIMEOUT" => "the database server did not answer in time",
+        "TLS" => "the TLS handshake with the database server failed",
+        "INSECURE_AUTH" => {
+            "the database server asked for an authentication method that would send the password over a connection that is not verified; use tls.mode verify-full"
+        }
+        "AUTH" => "the database server refused the login",
+        "PRECHECK" => "the account's current password does not log in, so nothing was changed",
+        "SET_PASSWORD" => "the database server refused to set the password",
+        "LOGIN_TEST" => "the new password did not log in; the previous one was put back",
+        "CONFIG" => "the database connection settings cannot be used",
+        _ => "a database step failed",
     }
 }
 

@@ -9,6 +9,8 @@ pub mod leader;
 pub mod policy;
 mod reconcile;
 pub mod restart;
+pub mod server_status;
+pub mod servers;
 pub mod status;
 pub mod synced;
 
@@ -60,6 +62,8 @@ pub struct Context {
     pub admin_pool: Arc<secret_rotator_store::database::pool::AdminPool>,
     /// Consecutive failed reconciles per resource.
     pub retries: Retries,
+    /// The database servers (filled by [`run`] through the matching [`servers::ServerCacheWriter`]).
+    pub servers: servers::ServerCache,
 }
 
 /// The synced Secrets as the watch last listed them.
@@ -161,11 +165,13 @@ pub struct Scope {
 pub async fn run(
     ctx: Arc<Context>,
     secrets_writer: SecretCacheWriter,
+    servers_writer: servers::ServerCacheWriter,
     scope: Scope,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let (rotations, secrets): (Api<SecretRotation>, Api<Secret>) = match &scope.namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
@@ -173,11 +179,77 @@ pub async fn run(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let synced_selector = format!("{}={}", synced::LABEL_MANAGED_BY, synced::MANAGED_BY);
     info!(
         namespace = scope.namespace.as_deref().unwrap_or("<all>"),
         concurrency, "starting the controller"
     );
+    let secret_events = secret_events(&ctx, secrets, secrets_writer);
+    // The SecretRotations, cached as the reconcile reads them (without the fields it never reads).
+    let (rotations_cache, rotations_writer) = reflector::store();
+    let rotation_events = reflector::reflector(
+        rotations_writer,
+        watcher(rotations, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(trim_cached),
+    )
+    .applied_objects();
+    // A server's change wakes the resources that name it.
+    let (cluster_events, namespaced_events) = server_events(&client, &scope, servers_writer);
+    let (named_cluster, named_namespaced) = (rotations_cache.clone(), rotations_cache.clone());
+    // A status write wakes the controller once more; that reconcile finds nothing to do and writes
+    // nothing (see reconcile: every write is preceded by a comparison).
+    let server_loops = server_status::run(
+        ctx.clone(),
+        scope.namespace.iter().cloned().collect(),
+        shutdown_signal_clone(&shutdown_rx),
+    );
+    let rotations_loop = Controller::for_stream(rotation_events, rotations_cache)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .watches_stream(secret_events, |s: Secret| {
+            let owner = s.labels().get(synced::LABEL_OWNER).cloned();
+            let ns = s.namespace();
+            owner.map(|o| {
+                ObjectRef::<SecretRotation>::new(&o).within(ns.as_deref().unwrap_or_default())
+            })
+        })
+        .watches_stream(
+            cluster_events,
+            move |s: crate::api::ClusterDatabaseServer| {
+                naming(
+                    &named_cluster,
+                    crate::api::ServerKind::ClusterDatabaseServer,
+                    &s.name_any(),
+                    None,
+                )
+            },
+        )
+        .watches_stream(namespaced_events, move |s: crate::api::DatabaseServer| {
+            let ns = s.namespace();
+            naming(
+                &named_namespaced,
+                crate::api::ServerKind::DatabaseServer,
+                &s.name_any(),
+                ns.as_deref(),
+            )
+        })
+        .graceful_shutdown_on(shutdown_signal_clone(&shutdown_rx))
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()));
+    let stop = async move {
+        shutdown.await;
+        let _ = shutdown_tx.send(true);
+    };
+    futures::join!(stop, rotations_loop, server_loops);
+    info!("controller stopped");
+}
+
+/// The synced Secrets' watch: it fills the cache and wakes the SecretRotation a changed Secret belongs to.
+fn secret_events(
+    ctx: &Arc<Context>,
+    secrets: Api<Secret>,
+    secrets_writer: SecretCacheWriter,
+) -> impl futures::Stream<Item = Result<Secret, watcher::Error>> + Send + 'static {
+    let synced_selector = format!("{}={}", synced::LABEL_MANAGED_BY, synced::MANAGED_BY);
     // The synced Secrets are cached by a reflector: a reconcile reads them from memory, and a change to
     // one wakes its SecretRotation (drift is restored). A deletion also drops the operator's record of
     // its last apply, so that the reconcile it wakes sees the Secret missing.
@@ -189,7 +261,7 @@ pub async fn run(
     // after each start. A later re-list (after the watch lost its place) wakes as usual, since changes
     // made meanwhile must be looked at.
     let mut first_list = true;
-    let secret_events = reflector::reflector(
+    reflector::reflector(
         writer,
         watcher(
             secrets,
@@ -217,30 +289,102 @@ pub async fn run(
             watcher::Event::Init => None,
         };
         futures::future::ready(Ok(woken))
+    })
+}
+
+/// A future that resolves once `rx` says the controller stops.
+fn shutdown_signal_clone(
+    rx: &tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// The resources that name a server of this kind and name (DatabaseServer: in its namespace).
+fn naming(
+    rotations: &reflector::Store<SecretRotation>,
+    kind: crate::api::ServerKind,
+    name: &str,
+    namespace: Option<&str>,
+) -> Vec<ObjectRef<SecretRotation>> {
+    rotations
+        .state()
+        .iter()
+        .filter(|sr| {
+            sr.spec.database.as_ref().is_some_and(|d| {
+                d.server_ref.kind == kind
+                    && d.server_ref.name == name
+                    && namespace.is_none_or(|ns| sr.metadata.namespace.as_deref() == Some(ns))
+            })
+        })
+        .map(|sr| ObjectRef::from_obj(sr.as_ref()))
+        .collect()
+}
+
+/// The watches of both server kinds: they fill the cache and say when each has listed; each change
+/// wakes the resources that name the server.
+fn server_events(
+    client: &Client,
+    scope: &Scope,
+    writer: servers::ServerCacheWriter,
+) -> (
+    impl futures::Stream<Item = Result<crate::api::ClusterDatabaseServer, watcher::Error>>
+    + Send
+    + 'static,
+    impl futures::Stream<Item = Result<crate::api::DatabaseServer, watcher::Error>> + Send + 'static,
+) {
+    use crate::api::{ClusterDatabaseServer, DatabaseServer};
+    let servers::ServerCacheWriter {
+        cluster,
+        namespaced,
+        listed,
+    } = writer;
+    let listed = Arc::new(listed);
+    let (l1, l2) = (listed.clone(), listed);
+    let cluster_events = reflector::reflector(
+        cluster,
+        watcher(
+            Api::<ClusterDatabaseServer>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .modify(trim_cached),
+    )
+    .try_filter_map(move |ev| {
+        futures::future::ready(Ok(match ev {
+            watcher::Event::Apply(s) | watcher::Event::Delete(s) | watcher::Event::InitApply(s) => {
+                Some(s)
+            }
+            watcher::Event::InitDone => {
+                l1.send_modify(|l| l.0 = true);
+                None
+            }
+            watcher::Event::Init => None,
+        }))
     });
-    // The SecretRotations, cached as the reconcile reads them (without the fields it never reads).
-    let (rotations_cache, rotations_writer) = reflector::store();
-    let rotation_events = reflector::reflector(
-        rotations_writer,
-        watcher(rotations, watcher::Config::default().any_semantic())
+    let api: Api<DatabaseServer> = match &scope.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let namespaced_events = reflector::reflector(
+        namespaced,
+        watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(trim_cached),
     )
-    .applied_objects();
-    // A status write wakes the controller once more; that reconcile finds nothing to do and writes
-    // nothing (see reconcile: every write is preceded by a comparison).
-    Controller::for_stream(rotation_events, rotations_cache)
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .watches_stream(secret_events, |s: Secret| {
-            let owner = s.labels().get(synced::LABEL_OWNER).cloned();
-            let ns = s.namespace();
-            owner.map(|o| {
-                ObjectRef::<SecretRotation>::new(&o).within(ns.as_deref().unwrap_or_default())
-            })
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
-    info!("controller stopped");
+    .try_filter_map(move |ev| {
+        futures::future::ready(Ok(match ev {
+            watcher::Event::Apply(s) | watcher::Event::Delete(s) | watcher::Event::InitApply(s) => {
+                Some(s)
+            }
+            watcher::Event::InitDone => {
+                l2.send_modify(|l| l.1 = true);
+                None
+            }
+            watcher::Event::Init => None,
+        }))
+    });
+    (cluster_events, namespaced_events)
 }

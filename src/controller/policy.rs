@@ -1,16 +1,14 @@
 //! Namespace isolation: what a SecretRotation may make the operator do with its own privileges. By
-//! default a resource may address only store secrets named `<its namespace>.…`, only the operator's
-//! default CSMS project, any database host, and no built-in superuser account of an engine. The operator's
-//! policy file grants a namespace more:
+//! default a resource may address only store secrets named `<its namespace>.…` and only the operator's
+//! default CSMS project. Databases are not here: a resource reaches a database only through a server
+//! object that allows it (`ClusterDatabaseServer`, `DatabaseServer`). The operator's policy file grants a
+//! namespace more:
 //!
 //! ```yaml
 //! namespaces:          # store secret name patterns
 //!   payments: ["shared.payments-*", "legacy-api-key"]
 //! projects:            # CSMS projects besides the operator's default
 //!   payments: ["0a1b2c3d4e"]
-//! databases:           # once a namespace is listed, only these hosts and accounts
-//!   payments: {hosts: ["*.payments.svc"], accounts: ["app_*"]}
-//! superusers: [dba]    # namespaces that may rotate postgres, root, ...
 //! adoptStoreSecrets: [migration]   # namespaces that may take over a store secret another resource made
 //! ```
 //!
@@ -19,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use secret_rotator_core::accounts::{SUPERUSERS, glob};
+use secret_rotator_core::accounts::glob;
 
 use serde::Deserialize;
 
@@ -33,28 +31,9 @@ pub struct NamespacePolicy {
     /// CSMS projects a namespace may address besides the operator's default.
     #[serde(default)]
     pub projects: BTreeMap<String, Vec<String>>,
-    /// The database hosts and accounts a namespace may address; a namespace not listed may address any
-    /// host and any account but the engines' superusers.
-    #[serde(default)]
-    pub databases: BTreeMap<String, DatabaseGrant>,
-    /// Namespaces whose resources may rotate an engine's built-in superuser.
-    #[serde(default)]
-    pub superusers: Vec<String>,
     /// Namespaces whose resources may take over a store secret that another resource created.
     #[serde(default, rename = "adoptStoreSecrets")]
     pub adopt_store_secrets: Vec<String>,
-}
-
-/// Database hosts and accounts granted to one namespace.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseGrant {
-    /// Host patterns.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    /// Account patterns.
-    #[serde(default)]
-    pub accounts: Vec<String>,
 }
 
 /// What a resource addresses, for [`NamespacePolicy::check`].
@@ -68,10 +47,6 @@ pub struct Request<'a> {
     pub project: Option<&'a str>,
     /// The operator's default project.
     pub default_project: &'a str,
-    /// The database host, for database secrets.
-    pub host: Option<&'a str>,
-    /// The rotated accounts, for database secrets.
-    pub accounts: &'a [&'a str],
 }
 
 /// Why a policy file was refused.
@@ -94,7 +69,7 @@ impl NamespacePolicy {
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
         serde_saphyr::from_str(&text).map_err(|e| {
             err(format!(
-                "expected `namespaces`, `projects`, `databases`, `superusers` or `adoptStoreSecrets` (see the README): {e}"
+                "expected `namespaces`, `projects` or `adoptStoreSecrets` (database hosts, accounts and superusers are granted by ClusterDatabaseServer and DatabaseServer objects; see the README): {e}"
             ))
         })
     }
@@ -115,32 +90,6 @@ impl NamespacePolicy {
             return Err(format!(
                 "namespace {ns} may not address CSMS project {p}: only the operator's default project unless the operator's policy grants it (projects)"
             ));
-        }
-        if let Some(host) = r.host
-            && let Some(grant) = self.databases.get(ns)
-            && !grant.hosts.iter().any(|p| glob(p, host))
-        {
-            return Err(format!(
-                "namespace {ns} may not address database host {host}: the operator's policy grants it only {:?}",
-                grant.hosts
-            ));
-        }
-        for account in r.accounts {
-            if SUPERUSERS.contains(&account.to_ascii_lowercase().as_str())
-                && !self.superusers.iter().any(|n| n == ns)
-            {
-                return Err(format!(
-                    "namespace {ns} may not rotate {account}, a built-in superuser, unless the operator's policy grants it (superusers)"
-                ));
-            }
-            if let Some(grant) = self.databases.get(ns)
-                && !grant.accounts.iter().any(|p| glob(p, account))
-            {
-                return Err(format!(
-                    "namespace {ns} may not rotate account {account}: the operator's policy grants it only {:?}",
-                    grant.accounts
-                ));
-            }
         }
         Ok(())
     }
@@ -195,52 +144,27 @@ mod tests {
     }
 
     #[test]
-    fn projects_hosts_accounts_and_superusers() {
-        let p: NamespacePolicy = serde_saphyr::from_str(
-            "projects: {pay: [p2]}\ndatabases: {pay: {hosts: ['*.pay.svc'], accounts: ['app_*', postgres]}}\nsuperusers: [pay]\n",
-        )
-        .unwrap();
-        fn req<'a>(
-            ns: &'a str,
-            project: Option<&'a str>,
-            host: Option<&'a str>,
-            accounts: &'a [&'a str],
-        ) -> Request<'a> {
-            Request {
-                namespace: ns,
-                store_secret: if ns == "pay" { "pay.db" } else { "shop.db" },
-                project,
-                default_project: "default",
-                host,
-                accounts,
-            }
-        }
-        assert!(
-            p.check(&req("shop", None, Some("evil.example"), &["app"]))
-                .is_ok()
-        );
-        assert!(p.check(&req("shop", Some("default"), None, &[])).is_ok());
-        let e = p.check(&req("shop", Some("p2"), None, &[])).unwrap_err();
+    fn projects_are_granted_per_namespace_and_database_grants_are_refused() {
+        let p: NamespacePolicy = serde_saphyr::from_str("projects: {pay: [p2]}\n").unwrap();
+        let req = |ns: &'static str, project: Option<&'static str>| Request {
+            namespace: ns,
+            store_secret: if ns == "pay" { "pay.db" } else { "shop.db" },
+            project,
+            default_project: "default",
+        };
+        assert!(p.check(&req("shop", Some("default"))).is_ok());
+        let e = p.check(&req("shop", Some("p2"))).unwrap_err();
         assert!(e.contains("CSMS project p2"), "{e}");
-        assert!(p.check(&req("pay", Some("p2"), None, &[])).is_ok());
-        for su in ["postgres", "root", "ROOT", "mariadb.sys"] {
-            let accounts = [su];
-            let e = p
-                .check(&req("shop", None, Some("db"), &accounts))
-                .unwrap_err();
-            assert!(e.contains("superuser"), "{su}: {e}");
+        assert!(p.check(&req("pay", Some("p2"))).is_ok());
+        // Database grants belong to the server objects now: a file that still has them is refused.
+        for old in [
+            "databases: {pay: {hosts: ['*'], accounts: ['*']}}\n",
+            "superusers: [pay]\n",
+        ] {
+            assert!(
+                serde_saphyr::from_str::<NamespacePolicy>(old).is_err(),
+                "{old}"
+            );
         }
-        assert!(
-            p.check(&req("pay", None, Some("pg.pay.svc"), &["postgres"]))
-                .is_ok()
-        );
-        let e = p
-            .check(&req("pay", None, Some("10.0.0.9"), &["app_1"]))
-            .unwrap_err();
-        assert!(e.contains("database host 10.0.0.9"), "{e}");
-        let e = p
-            .check(&req("pay", None, Some("pg.pay.svc"), &["other"]))
-            .unwrap_err();
-        assert!(e.contains("account other"), "{e}");
     }
 }

@@ -119,8 +119,8 @@ pub fn desired_data(
 ) -> Result<BTreeMap<String, ByteString>, SyncedError> {
     let place = match &spec.database {
         Some(db) if spec.secret_type.is_database() => Place {
-            host: db.host.clone(),
-            port: db.port.to_string(),
+            host: db.server.host.clone(),
+            port: db.server.port.to_string(),
             database: db.database.clone().unwrap_or_default(),
         },
         _ => Place {
@@ -282,7 +282,12 @@ mod tests {
     use secret_rotator_store::model::{ValueKind, VersionMetadata};
 
     fn checked(sr: &SecretRotation) -> ValidatedSpec {
-        crate::validation::validate(sr).unwrap()
+        checked_on(sr, "engine: postgresql, host: db.svc")
+    }
+
+    /// The spec, its database on a server with this spec.
+    fn checked_on(sr: &SecretRotation, server: &str) -> ValidatedSpec {
+        crate::validation::server::resolved_on(crate::validation::validate(sr).unwrap(), server)
     }
 
     fn sr(spec: &str) -> SecretRotation {
@@ -312,7 +317,7 @@ mod tests {
         assert_eq!(d.keys().collect::<Vec<_>>(), ["value"]);
         assert_eq!(d["value"].0, b"tok");
         let db = sr(
-            "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: postgresql, host: db.svc, username: app, database: orders}",
+            "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {serverRef: {name: pg}, username: app, database: orders}",
         );
         let d = desired_data(
             &checked(&db),
@@ -332,10 +337,10 @@ mod tests {
     #[test]
     fn templates_render_every_key() {
         let c = sr(
-            "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: mysql, host: h, username: u}\ntarget: {template: {url: 'mysql://{{ username }}:{{ password }}@{{ host }}:{{ port }}', v: '{{ versionId }}'}}",
+            "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {serverRef: {name: my}, username: u}\ntarget: {template: {url: 'mysql://{{ username }}:{{ password }}@{{ host }}:{{ port }}', v: '{{ versionId }}'}}",
         );
         let d = desired_data(
-            &checked(&c),
+            &checked_on(&c, "engine: mysql, host: h"),
             &version("v7", r#"{"username":"u","password":"p"}"#),
             None,
         )
@@ -363,7 +368,7 @@ mod tests {
         assert_eq!(d["keys"].0, b"first,");
         assert_eq!(d["ids"].0, b"v1/");
         let db = sr(
-            "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: mysql, host: h, mode: MultiUser, usernames: [a, b], adminSecretRef: {name: x}}\ntarget: {template: {now: '{{ username }}:{{ password }}', before: '{{ previous.username }}:{{ previous.password }}'}}",
+            "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {serverRef: {name: my}, mode: MultiUser, usernames: [a, b]}\ntarget: {template: {now: '{{ username }}:{{ password }}', before: '{{ previous.username }}:{{ previous.password }}'}}",
         );
         let d = desired_data(
             &checked(&db),

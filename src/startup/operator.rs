@@ -254,6 +254,7 @@ impl Operator {
         // Opened only by the leader: the embedded store's file admits one process at a time.
         let store = open_when_free(&self.args.store, self.stop.clone()).await?;
         let (secrets_reader, secrets_writer) = controller::secret_cache();
+        let (servers_reader, servers_writer) = controller::servers::server_cache();
         let (events, events_task) = controller::events::EventSink::start(
             parts.client.clone(),
             kube::runtime::events::Reporter {
@@ -277,10 +278,12 @@ impl Operator {
             freshness: Default::default(),
             admin_pool: Default::default(),
             retries: Default::default(),
+            servers: servers_reader,
         });
         let controller = controller::run(
             ctx,
             secrets_writer,
+            servers_writer,
             self.scope.clone(),
             self.args.concurrency.max(1),
             stopped(self.stop.clone()),

@@ -5,11 +5,12 @@
 
 mod kube_names;
 pub mod restarts;
+pub mod server;
 pub mod spec;
 
 use crate::api::{
-    ANNOTATION_ROTATE_NOW, DatabaseEngine, DatabaseMode, DatabaseSpec, RotationSpec,
-    SecretRotation, SecretType, TargetSpec, TlsMode,
+    ANNOTATION_ROTATE_NOW, DatabaseMode, DatabaseSpec, RotationSpec, SecretRotation, SecretType,
+    TargetSpec,
 };
 use kube_names::{MAX_ANNOTATION_BYTES, label_value, printable, qualified_name, secret_key};
 use secret_rotator_core::names::SecretName;
@@ -19,7 +20,7 @@ use secret_rotator_core::planner::duration::parse_duration;
 use secret_rotator_core::planner::schedule::{Schedule, zone};
 use secret_rotator_core::planner::window::MaintenanceWindow;
 use secret_rotator_core::template::Template;
-pub use spec::{Accounts, Database, SyncedSecretSpec, ValidatedSpec};
+pub use spec::{Accounts, Database, DatabaseRequest, SyncedSecretSpec, ValidatedSpec};
 
 /// Prefix of annotation and label keys that belong to the operator.
 const RESERVED_PREFIX: &str = "secretrotator.dev/";
@@ -70,7 +71,7 @@ impl Collector {
 }
 
 /// Checks every cross-field rule of a SecretRotation and returns the spec in the form the reconcile uses.
-pub fn validate(sr: &SecretRotation) -> Result<ValidatedSpec, InvalidSpec> {
+pub fn validate(sr: &SecretRotation) -> Result<ValidatedSpec<DatabaseRequest>, InvalidSpec> {
     let spec = &sr.spec;
     let mut c = Collector(Vec::new());
     let store_secret = store_secret(&sr.store_secret_name(), &mut c);
@@ -253,7 +254,7 @@ fn database(
     secret_type: SecretType,
     db: Option<&DatabaseSpec>,
     c: &mut Collector,
-) -> Option<Option<Database>> {
+) -> Option<Option<DatabaseRequest>> {
     let before = c.0.len();
     match (secret_type.is_database(), db) {
         (true, None) => c.push(
@@ -269,46 +270,14 @@ fn database(
     let Some(db) = db else {
         return (c.0.len() == before).then_some(None);
     };
-    if secret_type == SecretType::GaussDbFg && db.engine != DatabaseEngine::Mysql {
-        c.push(
-            "spec.database.engine",
-            "GaussDB-FG speaks the MySQL protocol: set engine mysql",
-        );
-    }
-    let accounts = accounts(db, c);
-    if db.tls.mode == TlsMode::Disable && db.tls.ca_secret_ref.is_some() {
-        c.push(
-            "spec.database.tls.caSecretRef",
-            "a CA is set but tls.mode is disable; use verify-full",
-        );
-    }
-    let port = database_port(db.engine, db.port);
-    if port.is_none() {
-        c.push("spec.database.port", "port must be 1 to 65535");
-    }
-    let (Some(accounts), Some(port)) = (accounts, port) else {
-        return None;
-    };
+    let accounts = accounts(db, c)?;
     (c.0.len() == before).then(|| {
-        Some(Database {
-            engine: db.engine,
-            host: db.host.clone(),
-            port,
+        Some(DatabaseRequest {
+            server_ref: db.server_ref.clone(),
             database: db.database.clone(),
             accounts,
-            admin_secret_ref: db.admin_secret_ref.clone(),
-            tls_mode: db.tls.mode,
-            ca_secret_ref: db.tls.ca_secret_ref.clone(),
         })
     })
-}
-
-/// The port to use for a database: the spec's, or the engine's usual one; `None` when out of range.
-fn database_port(engine: DatabaseEngine, port: Option<i32>) -> Option<u16> {
-    match port {
-        None => Some(engine.default_port()),
-        Some(p) => u16::try_from(p).ok().filter(|p| *p != 0),
-    }
 }
 
 fn accounts(db: &DatabaseSpec, c: &mut Collector) -> Option<Accounts> {
@@ -351,13 +320,7 @@ fn accounts(db: &DatabaseSpec, c: &mut Collector) -> Option<Accounts> {
                     "username is for SingleUser; MultiUser takes usernames",
                 );
             }
-            if db.admin_secret_ref.is_none() {
-                c.push(
-                    "spec.database.adminSecretRef",
-                    "MultiUser needs adminSecretRef: the account being reset is not the one in use, so it cannot change its own password",
-                );
-            }
-            pair.filter(|_| db.username.is_none() && db.admin_secret_ref.is_some())
+            pair.filter(|_| db.username.is_none())
         }
     }
 }
@@ -520,8 +483,7 @@ mod tests {
 secretType: RDS-FG
 rotation: {period: 30d}
 database:
-  engine: postgresql
-  host: orders-db.shop.svc
+  serverRef: {name: orders-pg}
   username: orders_app
 ";
 
@@ -588,12 +550,9 @@ database:
                 "secretType: GaussDB-FG
 rotation: {period: 12h}
 database:
-  engine: mysql
-  host: 10.0.0.5
+  serverRef: {name: orders-my, kind: DatabaseServer}
   mode: MultiUser
-  usernames: [a, b]
-  adminSecretRef: {name: admin}
-  tls: {mode: verify-full, caSecretRef: {name: ca}}"
+  usernames: [a, b]"
             ),
             Vec::<String>::new()
         );
@@ -619,28 +578,16 @@ database:
                 "spec.database: secretType RDS-FG needs",
             ),
             (
-                "rotation: {period: 1d}\ndatabase: {engine: mysql, host: h, username: u}",
+                "rotation: {period: 1d}\ndatabase: {serverRef: {name: s}, username: u}",
                 "spec.database: secretType COMMON takes no database",
             ),
             (
-                "secretType: GaussDB-FG\nrotation: {period: 1d}\ndatabase: {engine: postgresql, host: h, username: u}",
-                "spec.database.engine",
-            ),
-            (
-                "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: mysql, host: h}",
+                "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {serverRef: {name: s}}",
                 "spec.database.username: SingleUser needs username",
             ),
             (
-                "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: mysql, host: h, mode: MultiUser, usernames: [a, a], adminSecretRef: {name: x}}",
+                "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {serverRef: {name: s}, mode: MultiUser, usernames: [a, a]}",
                 "spec.database.usernames: the two MultiUser accounts must be distinct",
-            ),
-            (
-                "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: mysql, host: h, mode: MultiUser, usernames: [a, b]}",
-                "spec.database.adminSecretRef",
-            ),
-            (
-                "secretType: RDS-FG\nrotation: {period: 1d}\ndatabase: {engine: mysql, host: h, username: u, tls: {mode: disable, caSecretRef: {name: c}}}",
-                "spec.database.tls.caSecretRef",
             ),
             (
                 "rotation: {period: 1d}\npassword: {excludeLowercase: true, excludeUppercase: true, excludeNumbers: true, excludePunctuation: true}",
@@ -687,15 +634,5 @@ database:
         let err = validate(&sr).unwrap_err();
         assert_eq!(err.errors[0].field, "spec.secretName");
         assert!(err.to_string().starts_with("invalid SecretRotation shop/"));
-    }
-
-    #[test]
-    fn ports_default_by_engine() {
-        assert_eq!(database_port(DatabaseEngine::Postgresql, None), Some(5432));
-        assert_eq!(database_port(DatabaseEngine::Mysql, None), Some(3306));
-        assert_eq!(
-            database_port(DatabaseEngine::Mysql, Some(13306)),
-            Some(13306)
-        );
     }
 }

@@ -3,19 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::{
-    AdminSecretRef, DatabaseEngine, DatabaseMode, DeletionPolicy, RestartKind, SecretKeyRef,
-    SecretType, TlsMode,
-};
+pub use super::server::Server;
+use crate::api::{DatabaseMode, DeletionPolicy, RestartKind, SecretType, ServerRef};
 use secret_rotator_core::names::SecretName;
 use secret_rotator_core::password::PasswordPolicy;
 use secret_rotator_core::planner::Timing;
 use secret_rotator_core::planner::window::MaintenanceWindow;
 use secret_rotator_core::template::Template;
 
-/// A SecretRotation whose every rule holds.
+/// A SecretRotation whose every rule holds. Validation gives it with the database request (`D =
+/// DatabaseRequest`); the gate resolves the request's server into a [`Database`].
 #[derive(Debug, Clone)]
-pub struct ValidatedSpec {
+pub struct ValidatedSpec<D = Database> {
     /// The store secret.
     pub store_secret: SecretName,
     /// `spec.projectId`; the operator's default project when absent.
@@ -33,7 +32,7 @@ pub struct ValidatedSpec {
     /// The `rotate-now` annotation.
     pub rotate_now: Option<String>,
     /// The database, for database secret types (and only for them).
-    pub database: Option<Database>,
+    pub database: Option<D>,
     /// How generated values are made.
     pub password: PasswordPolicy,
     /// The Kubernetes Secret kept in sync.
@@ -60,31 +59,58 @@ pub enum Pick {
     Selector(String),
 }
 
-/// The database whose account a database secret rotates.
+/// The account a database secret rotates and the server it names, as the resource asks.
 #[derive(Debug, Clone)]
-pub struct Database {
-    /// The wire protocol.
-    pub engine: DatabaseEngine,
-    /// Host name or address.
-    pub host: String,
-    /// The port (the engine's usual one when the spec names none).
-    pub port: u16,
-    /// The database the operator connects to.
+pub struct DatabaseRequest {
+    /// The server.
+    pub server_ref: ServerRef,
+    /// `spec.database.database`.
     pub database: Option<String>,
     /// The rotated account or accounts.
     pub accounts: Accounts,
-    /// Where the administrator's credentials are.
-    pub admin_secret_ref: Option<AdminSecretRef>,
-    /// TLS mode.
-    pub tls_mode: TlsMode,
-    /// The CA that verifies the server.
-    pub ca_secret_ref: Option<SecretKeyRef>,
+}
+
+/// The account a database secret rotates, on the server the gate resolved and allowed.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// The server as the resource names it.
+    pub server_ref: ServerRef,
+    /// The server.
+    pub server: Server,
+    /// The database the operator connects to: the resource's, else the server's.
+    pub database: Option<String>,
+    /// The rotated account or accounts.
+    pub accounts: Accounts,
 }
 
 impl Database {
     /// `host:port`, the instance id the store records.
     pub fn instance_id(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        format!("{}:{}", self.server.host, self.server.port)
+    }
+}
+
+impl<D> ValidatedSpec<D> {
+    /// The same spec with its database request turned into `E` by `f`.
+    pub fn resolve<E, F: FnOnce(D) -> Result<E, X>, X>(self, f: F) -> Result<ValidatedSpec<E>, X> {
+        let database = match self.database {
+            Some(d) => Some(f(d)?),
+            None => None,
+        };
+        Ok(ValidatedSpec {
+            store_secret: self.store_secret,
+            project: self.project,
+            secret_type: self.secret_type,
+            timing: self.timing,
+            maintenance: self.maintenance,
+            rotate_on_create: self.rotate_on_create,
+            suspend: self.suspend,
+            rotate_now: self.rotate_now,
+            database,
+            password: self.password,
+            synced: self.synced,
+            restart_targets: self.restart_targets,
+        })
     }
 }
 

@@ -174,12 +174,19 @@ async fn the_readme_health_check_and_rotate_now_action_on_real_objects() {
         .create(&PostParams::default(), &admin)
         .await
         .expect("creating the admin Secret");
+    crate::support::db::local_server(
+        &c,
+        n,
+        "pg-closed",
+        "postgresql",
+        closed_port,
+        Some("db-admin"),
+    )
+    .await;
     apply_sr(
         &c,
         n,
-        &format!(
-            "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: db\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database:\n    engine: postgresql\n    host: 127.0.0.1\n    port: {closed_port}\n    username: app\n    adminSecretRef: {{name: db-admin}}\n    tls: {{mode: disable}}\n"
-        ),
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: db\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database:\n    serverRef: {name: pg-closed, kind: DatabaseServer}\n    username: app\n",
     )
     .await;
     let files = OperatorFiles::new();

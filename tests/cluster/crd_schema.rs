@@ -88,8 +88,13 @@ async fn every_example_is_accepted_by_server_dry_run() {
 
 /// Sends a manifest to the apiserver through `kubectl apply --dry-run=server` and returns (success, stderr).
 fn dry_run(ns: &str, spec_yaml: &str) -> (bool, String) {
+    dry_run_as(ns, "SecretRotation", spec_yaml)
+}
+
+/// `kubectl apply --dry-run=server` of a `kind` object with this spec.
+fn dry_run_as(ns: &str, kind: &str, spec_yaml: &str) -> (bool, String) {
     let manifest = format!(
-        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: bad\nspec:\n{}",
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: {kind}\nmetadata:\n  name: bad\nspec:\n{}",
         spec_yaml
             .lines()
             .map(|l| format!("  {l}\n"))
@@ -133,7 +138,7 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
     let (ok, err) = dry_run(&ns.name, valid);
     assert!(ok, "the valid baseline was refused: {err}");
 
-    let db = "database: {engine: postgresql, host: db, username: app}";
+    let db = "database: {serverRef: {name: db}, username: app}";
     let cases: &[(&str, String)] = &[
         ("spec.secretType", format!("secretType: FOO\n{valid}")),
         (
@@ -158,36 +163,23 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
         (
             "spec.database.usernames",
             format!(
-                "secretType: RDS-FG\n{valid}\ndatabase: {{engine: mysql, host: db, mode: MultiUser, usernames: [a, b, c]}}"
+                "secretType: RDS-FG\n{valid}\ndatabase: {{serverRef: {{name: db}}, mode: MultiUser, usernames: [a, b, c]}}"
             ),
         ),
         (
-            "spec.database.engine",
+            "spec.database.serverRef",
+            format!("secretType: RDS-FG\n{valid}\ndatabase: {{username: app}}"),
+        ),
+        (
+            "spec.database.serverRef.kind",
             format!(
-                "secretType: RDS-FG\n{valid}\ndatabase: {{engine: oracle, host: db, username: app}}"
+                "secretType: RDS-FG\n{valid}\ndatabase: {{serverRef: {{name: db, kind: Service}}, username: app}}"
             ),
-        ),
-        (
-            "spec.database.port",
-            format!(
-                "secretType: RDS-FG\n{valid}\ndatabase: {{engine: mysql, host: db, port: 70000, username: app}}"
-            ),
-        ),
-        (
-            "spec.database.host",
-            format!("secretType: RDS-FG\n{valid}\ndatabase: {{engine: mysql, username: app}}"),
         ),
         (
             "spec.database.mode",
             format!(
-                "secretType: RDS-FG\n{valid}\ndatabase: {{engine: mysql, host: db, mode: TripleUser}}"
-            ),
-        ),
-        (
-            "spec.database.tls.mode",
-            format!(
-                "secretType: RDS-FG\n{valid}\n{}",
-                db.replace("username: app", "username: app, tls: {mode: prefer}")
+                "secretType: RDS-FG\n{valid}\ndatabase: {{serverRef: {{name: db}}, mode: TripleUser}}"
             ),
         ),
         (
@@ -229,6 +221,56 @@ async fn invalid_manifests_are_rejected_naming_the_field() {
         assert!(
             err.contains(field),
             "refusal of\n{spec}\ndoes not name {field}:\n{err}"
+        );
+    }
+    // The servers' schemas: a valid one of each kind, then one rule broken at a time.
+    let server = "engine: postgresql\nhost: db.data.svc";
+    for kind in ["DatabaseServer", "ClusterDatabaseServer"] {
+        let (ok, err) = dry_run_as(&ns.name, kind, server);
+        assert!(ok, "the valid {kind} was refused: {err}");
+    }
+    let server_cases: &[(&str, &str, String)] = &[
+        (
+            "DatabaseServer",
+            "spec.engine",
+            "engine: oracle\nhost: db".to_owned(),
+        ),
+        ("DatabaseServer", "spec.host", "engine: mysql".to_owned()),
+        (
+            "DatabaseServer",
+            "spec.port",
+            format!("{server}\nport: 70000"),
+        ),
+        (
+            "DatabaseServer",
+            "spec.tls.mode",
+            format!("{server}\ntls: {{mode: prefer}}"),
+        ),
+        (
+            "DatabaseServer",
+            "spec.host",
+            "engine: mysql\nhost: 'db; DROP'".to_owned(),
+        ),
+        (
+            "ClusterDatabaseServer",
+            "spec.adminSecretRef.namespace",
+            format!("{server}\nadminSecretRef: {{name: admin}}"),
+        ),
+        (
+            "ClusterDatabaseServer",
+            "spec.tls.caSecretRef.namespace",
+            format!("{server}\ntls: {{mode: verify-full, caSecretRef: {{name: ca}}}}"),
+        ),
+    ];
+    for (kind, field, spec) in server_cases {
+        let (ok, err) = dry_run_as(&ns.name, kind, spec);
+        assert!(
+            !ok,
+            "{kind} accepted, but should be refused for {field}:\n{spec}"
+        );
+        assert!(
+            err.contains(field),
+            "refusal of {kind}\n{spec}\ndoes not name {field}:\n{err}"
         );
     }
 }

@@ -790,10 +790,11 @@ async fn the_operator_rotates_through_the_documented_answers_and_reports_a_pendi
         metrics_addr,
     };
 
+    crate::support::db::local_server(&c, &ns.name, "orders-pg", "postgresql", 5432, None).await;
     apply_sr(
         &c,
         &ns.name,
-        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: orders-db\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database: {engine: postgresql, host: orders-db.example, username: app}\n",
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: orders-db\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database: {serverRef: {name: orders-pg, kind: DatabaseServer}, username: app}\n",
     )
     .await;
     // rotateOnCreate: RotateSecret answers {"rotation_task_id"} alone, the task finishes later.

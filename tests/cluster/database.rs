@@ -1,7 +1,7 @@
 //! Database rotation against real PostgreSQL 15 and MariaDB servers, driven by the operator process on
 //! the local control plane.
 
-use crate::support::db::{ADMIN_PASSWORD, Mariadb, Postgres};
+use crate::support::db::{ADMIN_PASSWORD, Mariadb, Postgres, local_server};
 use crate::support::operator::*;
 use crate::support::{TestNamespace, client, control_plane, install_crd};
 use k8s_openapi::api::core::v1::Secret;
@@ -74,7 +74,7 @@ async fn admin_secret(c: &Client, ns: &str, user: &str) {
 
 fn db_sr(name: &str, engine: &str, port: u16, users: &str) -> String {
     format!(
-        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: {name}\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database:\n    engine: {engine}\n    host: 127.0.0.1\n    port: {port}\n    {users}\n    adminSecretRef: {{name: db-admin}}\n    tls: {{mode: disable}}\n"
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: {name}\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database:\n    serverRef: {{name: {engine}-{port}, kind: DatabaseServer}}\n    {users}\n"
     )
 }
 
@@ -110,6 +110,15 @@ async fn single_user_setup(engine: &str, prefix: &str) -> SingleUserSetup {
     install_crd(&c).await;
     let ns = TestNamespace::new(&c, &format!("{prefix}-{}", &engine[..2])).await;
     admin_secret(&c, &ns.name, db.admin_user()).await;
+    local_server(
+        &c,
+        &ns.name,
+        &format!("{engine}-{}", db.port()),
+        engine,
+        db.port(),
+        Some("db-admin"),
+    )
+    .await;
     let files = OperatorFiles::new();
     let op = Operator::start(
         &control_plane().kubeconfig,
@@ -226,6 +235,15 @@ async fn multi_user(engine: &str) {
     install_crd(&c).await;
     let ns = TestNamespace::new(&c, &format!("db-multi-{}", &engine[..2])).await;
     admin_secret(&c, &ns.name, db.admin_user()).await;
+    local_server(
+        &c,
+        &ns.name,
+        &format!("{engine}-{}", db.port()),
+        engine,
+        db.port(),
+        Some("db-admin"),
+    )
+    .await;
     let files = OperatorFiles::new();
     let _op = Operator::start(
         &control_plane().kubeconfig,
@@ -492,11 +510,9 @@ async fn the_initial_password_is_adopted_only_from_an_opted_in_secret() {
         .unwrap();
     let files = OperatorFiles::new();
     let _op = start_in(&files, &ns.name, &[]);
-    let sr = format!(
-        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: self-db\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database:\n    engine: postgresql\n    host: 127.0.0.1\n    port: {}\n    username: selfapp\n    tls: {{mode: disable}}\n",
-        db.port()
-    );
-    apply_sr(&c, &ns.name, &sr).await;
+    local_server(&c, &ns.name, "self-pg", "postgresql", db.port(), None).await;
+    let sr = "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: self-db\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database:\n    serverRef: {name: self-pg, kind: DatabaseServer}\n    username: selfapp\n";
+    apply_sr(&c, &ns.name, sr).await;
     wait_ready(&c, &ns.name, "self-db", "False", "SecretNotOwned", 30).await;
     assert_eq!(
         secret_text(&secrets.get("self-db").await.unwrap(), "password"),
@@ -546,6 +562,15 @@ async fn no_lockout(engine: &str) {
     install_crd(&c).await;
     let ns = TestNamespace::new(&c, &format!("db-lockout-{}", &engine[..2])).await;
     admin_secret(&c, &ns.name, db.admin_user()).await;
+    local_server(
+        &c,
+        &ns.name,
+        &format!("{engine}-{}", db.port()),
+        engine,
+        db.port(),
+        Some("db-admin"),
+    )
+    .await;
     let files = OperatorFiles::new();
     let _op = start_in(&files, &ns.name, &[]);
     apply_sr(

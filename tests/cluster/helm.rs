@@ -74,10 +74,25 @@ async fn template_is_accepted_by_the_apiserver_in_both_modes() {
         let single = extra.iter().any(|e| e.starts_with("watchNamespace"));
         if single {
             assert!(out.contains("role.rbac.authorization.k8s.io/rel-secret-rotator created"), "{out}");
-            assert!(!out.contains("clusterrole.rbac"), "{out}");
+            // No cluster-wide rule on Secrets or workloads: the one ClusterRole the operator is bound to is
+            // for the cluster-scoped servers (and namespace labels).
+            assert!(!out.contains("clusterrole.rbac.authorization.k8s.io/rel-secret-rotator created"), "{out}");
+            // (Another test's release of the same name may have made them already: "configured".)
+            let bindings: Vec<&str> = out
+                .lines()
+                .filter(|l| l.starts_with("clusterrolebinding"))
+                .filter_map(|l| l.split_whitespace().next())
+                .collect();
+            assert_eq!(bindings, ["clusterrolebinding.rbac.authorization.k8s.io/rel-secret-rotator-servers"], "{out}");
         } else {
             assert!(out.contains("clusterrole.rbac.authorization.k8s.io/rel-secret-rotator created"), "{out}");
         }
+        // The personas: SecretRotations for `edit`, DatabaseServers for `admin`, nothing aggregated for
+        // ClusterDatabaseServers (cluster administrators only).
+        for role in ["rel-secret-rotator-edit", "rel-secret-rotator-admin", "rel-secret-rotator-view"] {
+            assert!(out.contains(&format!("clusterrole.rbac.authorization.k8s.io/{role} ")), "{out}");
+        }
+        assert!(!rendered.contains("aggregate-to-cluster-admin"), "{rendered}");
     }
 }
 
@@ -270,4 +285,71 @@ async fn the_operator_with_the_charts_single_namespace_rbac() {
         matches!(&err, kube::Error::Api(e) if e.code == 403),
         "{err:?}"
     );
+}
+
+/// The two personas in RBAC, on the real apiserver with its ClusterRole aggregation: a tenant with the
+/// built-in `edit` role in its namespace may write SecretRotations but not DatabaseServers; the namespace's
+/// `admin` may write DatabaseServers; neither may write ClusterDatabaseServers.
+#[tokio::test]
+async fn the_personas_are_aggregated_into_the_built_in_roles() {
+    let c = client().await;
+    install_crd(&c).await;
+    let ns = TestNamespace::new(&c, "helm-personas").await;
+    let rel = format!("p{}", &ns.name[ns.name.len() - 6..]);
+    let rendered = helm_ok(&["template", &rel, &chart(), "--namespace", &ns.name]);
+    // Only the persona ClusterRoles of this render (the rest is the operator's own, not needed here).
+    let personas: String = rendered
+        .split("\n---")
+        .filter(|doc| doc.contains("aggregate-to-"))
+        .map(|doc| format!("---{doc}\n"))
+        .collect();
+    assert_eq!(
+        personas.matches("kind: ClusterRole").count(),
+        3,
+        "{personas}"
+    );
+    kubectl_stdin(&["apply", "-f", "-"], &personas);
+    for (user, role) in [("tenant", "edit"), ("ns-admin", "admin")] {
+        kubectl_ok(&[
+            "create",
+            "rolebinding",
+            &format!("{user}-{role}"),
+            "-n",
+            &ns.name,
+            &format!("--clusterrole={role}"),
+            &format!("--user={user}"),
+        ]);
+    }
+    let can = |user: &str, verb: &str, resource: &str| {
+        let out = kubectl(&[
+            "auth", "can-i", verb, resource, "-n", &ns.name, "--as", user,
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    eventually(60, "the aggregation controller added the rules", || async {
+        (can("tenant", "create", "secretrotations.secretrotator.dev")
+            && can("ns-admin", "create", "databaseservers.secretrotator.dev"))
+        .then_some(())
+    })
+    .await;
+    assert!(can("tenant", "patch", "secretrotations.secretrotator.dev"));
+    assert!(
+        !can("tenant", "create", "databaseservers.secretrotator.dev"),
+        "a tenant writes no server"
+    );
+    assert!(
+        can("tenant", "get", "databaseservers.secretrotator.dev"),
+        "but sees its namespace's servers"
+    );
+    assert!(!can(
+        "tenant",
+        "create",
+        "clusterdatabaseservers.secretrotator.dev"
+    ));
+    assert!(!can(
+        "ns-admin",
+        "create",
+        "clusterdatabaseservers.secretrotator.dev"
+    ));
+    kubectl_stdin(&["delete", "-f", "-"], &personas);
 }

@@ -29,7 +29,7 @@ fn with(f: impl FnOnce(&mut Value)) -> Value {
 }
 
 fn db(extra: Value) -> Value {
-    let mut d = json!({"engine": "postgresql", "host": "db.example", "username": "app"});
+    let mut d = json!({"serverRef": {"name": "orders-pg"}, "username": "app"});
     if let (Some(d), Some(e)) = (d.as_object_mut(), extra.as_object()) {
         for (k, v) in e {
             d.insert(k.clone(), v.clone());
@@ -105,10 +105,10 @@ fn cases() -> Vec<(&'static str, Value, Option<Value>, Expect)> {
             Refused("spec.password.length"),
         ),
         (
-            "sql-in-host",
-            db(json!({"host": "db; DROP TABLE users"})),
+            "sql-in-server-name",
+            db(json!({"serverRef": {"name": "db; DROP TABLE users"}})),
             None,
-            Refused("spec.database.host"),
+            Refused("spec.database.serverRef.name"),
         ),
         (
             "sql-in-username",
@@ -117,10 +117,10 @@ fn cases() -> Vec<(&'static str, Value, Option<Value>, Expect)> {
             Refused("spec.database.username"),
         ),
         (
-            "port-out-of-range",
-            db(json!({"port": 70000})),
+            "unknown-server-kind",
+            db(json!({"serverRef": {"name": "orders-pg", "kind": "ExternalName"}})),
             None,
-            Refused("spec.database.port"),
+            Refused("spec.database.serverRef.kind"),
         ),
         (
             "six-field-cron",
@@ -201,13 +201,13 @@ fn cases() -> Vec<(&'static str, Value, Option<Value>, Expect)> {
         ),
         (
             "database-on-common",
-            with(|v| v["database"] = json!({"engine": "mysql", "host": "h", "username": "u"})),
+            with(|v| v["database"] = json!({"serverRef": {"name": "orders-pg"}, "username": "u"})),
             None,
             Condition("InvalidSpec", "spec.database"),
         ),
         (
             "multi-user-twice",
-            json!({"secretType": "RDS-FG", "rotation": {"period": "1d"}, "database": {"engine": "postgresql", "host": "h", "mode": "MultiUser", "usernames": ["a", "a"], "adminSecretRef": {"name": "adm"}}}),
+            json!({"secretType": "RDS-FG", "rotation": {"period": "1d"}, "database": {"serverRef": {"name": "orders-pg"}, "mode": "MultiUser", "usernames": ["a", "a"]}}),
             None,
             Condition("InvalidSpec", "spec.database.usernames"),
         ),

@@ -9,7 +9,7 @@
 
 use std::process::Stdio;
 
-use crate::support::db::{ADMIN_PASSWORD, Postgres};
+use crate::support::db::{ADMIN_PASSWORD, Postgres, local_server};
 use crate::support::operator::*;
 use crate::support::*;
 use k8s_openapi::api::core::v1::Secret;
@@ -76,7 +76,7 @@ fn admin_secret(name: &str, password: &str) -> Secret {
 
 fn pg_sr(name: &str, port: u16, user: &str, admin: &str) -> String {
     format!(
-        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: {name}\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database:\n    engine: postgresql\n    host: 127.0.0.1\n    port: {port}\n    username: {user}\n    adminSecretRef: {{name: {admin}}}\n    tls: {{mode: disable}}\n"
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: {name}\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database:\n    serverRef: {{name: pg-{admin}-{port}, kind: DatabaseServer}}\n    username: {user}\n"
     )
 }
 
@@ -100,6 +100,8 @@ async fn no_value_escapes_anywhere() {
             .create(&PostParams::default(), &admin_secret(name, pw))
             .await
             .unwrap();
+        let server = format!("pg-{name}-{}", pg.port);
+        local_server(&c, &ns.name, &server, "postgresql", pg.port, Some(name)).await;
     }
     let files = OperatorFiles::new();
     let mut op = start_in(&files, &ns.name, &[("RUST_LOG", "debug")]);

@@ -347,10 +347,11 @@ async fn rotations_restarts_rejections_and_failures_are_notified_signed_and_valu
     )
     .await;
     wait_ready(&c, n, "rejected", "False", "SecretRejected", 30).await;
+    crate::support::db::local_server(&c, n, "pg-1", "postgresql", 1, Some("db-admin")).await;
     apply_sr(
         &c,
         n,
-        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: db\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database:\n    engine: postgresql\n    host: 127.0.0.1\n    port: 1\n    username: app_a\n    adminSecretRef: {name: db-admin}\n    tls: {mode: disable}\n",
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: db\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database:\n    serverRef: {name: pg-1, kind: DatabaseServer}\n    username: app_a\n",
     )
     .await;
     // Failed attempts come 10 s, then 20 s apart (±20 %): the third within a minute.

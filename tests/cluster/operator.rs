@@ -379,7 +379,7 @@ async fn invalid_specs_get_a_condition_and_neighbours_keep_rotating() {
         ),
         (
             "dbcommon",
-            "rotation: {period: 1d}\n  database: {engine: mysql, host: h, username: u}",
+            "rotation: {period: 1d}\n  database: {serverRef: {name: h}, username: u}",
             "spec.database",
         ),
         (
@@ -394,7 +394,7 @@ async fn invalid_specs_get_a_condition_and_neighbours_keep_rotating() {
         ),
         (
             "multi",
-            "secretType: RDS-FG\n  rotation: {period: 1d}\n  database: {engine: mysql, host: h, mode: MultiUser, usernames: [a, a]}",
+            "secretType: RDS-FG\n  rotation: {period: 1d}\n  database: {serverRef: {name: h}, mode: MultiUser, usernames: [a, a]}",
             "spec.database.usernames",
         ),
         (

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use crate::support::db::local_server;
 use crate::support::operator::*;
 use crate::support::{TestNamespace, bin_dir, client, control_plane, install_crd, tool};
 
@@ -252,10 +253,11 @@ async fn rotate_wait_reports_a_failed_rotation() {
         .await
         .unwrap();
     // A database nobody listens for: every rotation fails to connect.
+    local_server(&c, &ns.name, "pg-1", "postgresql", 1, Some("db-admin")).await;
     apply_sr(
         &c,
         &ns.name,
-        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: db\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database:\n    engine: postgresql\n    host: 127.0.0.1\n    port: 1\n    username: app\n    adminSecretRef: {name: db-admin}\n    tls: {mode: disable}\n",
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: db\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database:\n    serverRef: {name: pg-1, kind: DatabaseServer}\n    username: app\n",
     )
     .await;
     wait_ready(&c, &ns.name, "db", "False", "RotationFailed", 60).await;

@@ -556,12 +556,12 @@ async fn operator_through_serve(mode: RotationMode, tag: &str) {
         log,
         metrics_addr,
     };
+    crate::support::db::local_server(&c, &ns.name, "orders-pg", "postgresql", pg.port, None).await;
     apply_sr(
         &c,
         &ns.name,
         &format!(
-            "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: orders-db\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database: {{engine: postgresql, host: 127.0.0.1, port: {}, username: {user}, tls: {{mode: disable}}}}\n",
-            pg.port
+            "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: orders-db\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database: {{serverRef: {{name: orders-pg, kind: DatabaseServer}}, username: {user}}}\n"
         ),
     )
     .await;

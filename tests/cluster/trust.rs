@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::support::db::local_server;
 use crate::support::operator::*;
 use crate::support::{TestNamespace, client, control_plane, install_crd};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -145,7 +146,7 @@ async fn the_namespace_policy_refuses_superusers_other_projects_and_the_admin_ac
     let mut op = start_in(&files, &ns.name, &[]);
     let db = |name: &str, user: &str| {
         format!(
-            "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: {name}\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database:\n    engine: postgresql\n    host: 127.0.0.1\n    port: 1\n    username: {user}\n    adminSecretRef: {{name: db-admin}}\n    tls: {{mode: disable}}\n"
+            "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: {name}\nspec:\n  secretType: RDS-FG\n  rotation: {{period: 30d}}\n  database:\n    serverRef: {{name: pg-1, kind: DatabaseServer}}\n    username: {user}\n"
         )
     };
     create_secret(
@@ -155,6 +156,7 @@ async fn the_namespace_policy_refuses_superusers_other_projects_and_the_admin_ac
         serde_json::json!({"username": "dba", "password": "admin-pw-not-used"}),
     )
     .await;
+    local_server(&c, &ns.name, "pg-1", "postgresql", 1, Some("db-admin")).await;
     apply_sr(&c, &ns.name, &db("superuser", "postgres")).await;
     let sr = wait_ready(&c, &ns.name, "superuser", "False", "Forbidden", 30).await;
     assert!(
@@ -345,7 +347,8 @@ async fn a_spec_that_no_longer_describes_its_store_secret_gets_a_condition() {
         serde_json::json!({"username": "dba", "password": "admin-pw-not-used"}),
     )
     .await;
-    let db = "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: app\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database:\n    engine: postgresql\n    host: 127.0.0.1\n    port: 1\n    username: app_a\n    adminSecretRef: {name: db-admin}\n    tls: {mode: disable}\n";
+    local_server(&c, &ns.name, "pg-1", "postgresql", 1, Some("db-admin")).await;
+    let db = "apiVersion: secretrotator.dev/v1alpha1\nkind: SecretRotation\nmetadata:\n  name: app\nspec:\n  secretType: RDS-FG\n  rotation: {period: 30d}\n  database:\n    serverRef: {name: pg-1, kind: DatabaseServer}\n    username: app_a\n";
     // The database is unreachable (port 1): the first rotation fails, but the store secret exists.
     apply_sr(&c, &ns.name, db).await;
     wait_ready(&c, &ns.name, "app", "False", "RotationFailed", 30).await;

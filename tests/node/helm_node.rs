@@ -735,14 +735,18 @@ async fn the_postgresql_example_from_the_pod_network() {
     ]);
     wait_pod_ready(ns, "app.kubernetes.io/instance=pg-op", &[], 240).await;
 
-    // The example as written, but the host's namespace (the test's) and TLS (the test server has none).
+    // The example as written, but the host's and the server's namespace (the test's), TLS (the test server
+    // has none) and a server name of the test's own (servers are cluster-scoped).
     let example = std::fs::read_to_string(repo_root().join("examples/postgresql-single-user.yaml"))
         .expect("the example")
         .replace(
             "host: orders-db.shop.svc",
             &format!("host: orders-db.{app}.svc"),
         )
-        .replace("mode: require", "mode: disable");
+        .replace("mode: require", "mode: disable")
+        .replace("namespace: shop", &format!("namespace: {app}"))
+        .replace("names: [shop]", &format!("names: [{app}]"))
+        .replace("name: orders-pg", &format!("name: orders-pg-{app}"));
     kubectl_stdin(&["apply", "-n", app, "-f", "-"], &example);
     let sr = wait_ready(&c, app, "orders-db", "True", "Synced", 180).await;
     let version = sr.status.and_then(|s| s.version_id).expect("a version");

@@ -520,3 +520,31 @@ impl Postgres {
         (pg, ca)
     }
 }
+
+/// Applies a DatabaseServer `name` in `ns` for a local engine on 127.0.0.1 without TLS, allowing every
+/// account: with the administrator Secret `admin` of `ns` (keys username and password), or without an
+/// administrator.
+pub async fn local_server(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    engine: &str,
+    port: u16,
+    admin: Option<&str>,
+) {
+    let admin = admin
+        .map(|a| format!("\n  adminSecretRef: {{name: {a}}}"))
+        .unwrap_or_default();
+    let yaml = format!(
+        "apiVersion: secretrotator.dev/v1alpha1\nkind: DatabaseServer\nmetadata:\n  name: {name}\nspec:\n  engine: {engine}\n  host: 127.0.0.1\n  port: {port}\n  tls: {{mode: disable}}\n  accounts: ['*']{admin}\n"
+    );
+    let obj: secret_rotator::api::DatabaseServer = serde_saphyr::from_str(&yaml).unwrap();
+    kube::Api::<secret_rotator::api::DatabaseServer>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &kube::api::PatchParams::apply("secret-rotator-tests").force(),
+            &kube::api::Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying DatabaseServer {ns}/{name}: {e}"));
+}

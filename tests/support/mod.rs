@@ -163,19 +163,20 @@ pub fn kubectl_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Installs (server-side applies) the SecretRotation CRD and waits until it is established.
+/// Installs (server-side applies) the project's CRDs and waits until they are established.
 pub async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = secret_rotator::crdgen::crd();
-    let name = crd.metadata.name.clone().expect("the CRD has a name");
-    crds.patch(
-        &name,
-        &PatchParams::apply("secret-rotator-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("applying the CRD");
-    wait_crd_established(client, &name).await;
+    for crd in secret_rotator::crdgen::crds() {
+        let name = crd.metadata.name.clone().expect("the CRD has a name");
+        crds.patch(
+            &name,
+            &PatchParams::apply("secret-rotator-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("applying the CRD");
+        wait_crd_established(client, &name).await;
+    }
 }
 
 /// Waits until a CRD reports `Established=True`.

@@ -36,3 +36,47 @@ pub fn glob(pattern: &str, name: &str) -> bool {
     }
     true
 }
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters except a dot: `app_*` matches
+/// `app_orders` but not `app_x.other`, so a pattern never reaches across a dot into a name of another
+/// shape.
+pub fn glob_in_segment(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some((b'*', rest)) => {
+                let mut i = 0;
+                loop {
+                    if go(rest, &n[i..]) {
+                        return true;
+                    }
+                    if i == n.len() || n[i] == b'.' {
+                        return false;
+                    }
+                    i += 1;
+                }
+            }
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_star_stays_within_a_dot_separated_segment() {
+        assert!(glob_in_segment("app_*", "app_orders"));
+        assert!(glob_in_segment("*", "orders_app"));
+        assert!(glob_in_segment("exact", "exact"));
+        assert!(!glob_in_segment("exact", "exactly"));
+        assert!(!glob_in_segment("app_*", "app_x.other"));
+        assert!(!glob_in_segment("*", "mysql.sys"));
+        assert!(glob_in_segment("mysql.*", "mysql.sys"));
+        assert!(!glob_in_segment("10.0.*", "10.0.0.1"));
+        assert!(glob_in_segment("a*b*c", "aXbYc"));
+        assert!(!glob_in_segment("a*b*c", "aXbY"));
+    }
+}

@@ -17,7 +17,7 @@ use crate::controller::error::ActError;
 use crate::controller::failure::Failure;
 use crate::controller::status::with_intent;
 use crate::metrics::ResultLabel;
-use crate::validation::ValidatedSpec;
+use crate::validation::{Database, ValidatedSpec};
 use secret_rotator_core::planner::{self, Action, Creation, Plan};
 use secret_rotator_store::model::*;
 use secret_rotator_store::{RotateOptions, StoreError};
@@ -42,6 +42,8 @@ pub struct Acted {
     pub rollback: Option<RollbackStatus>,
     /// The ROLLBACK task (empty when the store records none), when a rollback moved SYSCURRENT.
     pub rolled_back_task: Option<String>,
+    /// The accounts the store secret rotates, as the store records them.
+    pub store_accounts: Vec<String>,
 }
 
 impl Acted {
@@ -78,17 +80,21 @@ pub async fn act(
         failure: None,
         rollback: None,
         rolled_back_task: None,
+        store_accounts: observed.store_accounts,
     };
     match action {
         Action::Create { then } => {
             match create(run, spec, store, observed.synced.as_deref()).await {
                 Ok(creation) => {
                     acted.current = read_back(spec, store, "creating it").await?;
+                    if let Some(db) = &spec.database {
+                        acted.store_accounts = db.accounts.names().map(str::to_owned).collect();
+                    }
                     acted.created = Some(creation);
                     if creation == Creation::Generated {
                         count_rotation(run, "success", "bootstrap");
                     }
-                    let value_unknown = matches!(acted.current, Current::Unknown);
+                    let value_unknown = matches!(acted.current, Current::Unknown { .. });
                     match then {
                         Some(planner::RotationReason::Bootstrap) if !value_unknown => {}
                         Some(reason) => {
@@ -166,7 +172,7 @@ async fn rotate(
     }
     let started = Instant::now();
     info!(secret = %spec.store_secret, reason = reason.as_str(), "rotating");
-    let result = rotation(run, spec, store).await;
+    let result = rotation(run, spec, store, &acted.store_accounts).await;
     count_rotation(
         run,
         if result.is_ok() { "success" } else { "failure" },
@@ -201,8 +207,10 @@ async fn rotation(
     run: &Run<'_>,
     spec: &ValidatedSpec,
     store: &ScopedStore<'_>,
+    store_accounts: &[String],
 ) -> Result<String, Failure> {
     if let Some(db) = &spec.database {
+        refuse_store_accounts(db, store_accounts)?;
         let changer = if store.changes_databases {
             Some(changer::password_changer(run, db).await?)
         } else {
@@ -222,6 +230,20 @@ async fn rotation(
         };
         store.create_version(req).await?;
         Ok(String::new())
+    }
+}
+
+/// The accounts the store will rotate, checked against the server again on every rotation: the spec was
+/// checked by the gate, but the store may hold another account than the spec names.
+pub fn refuse_store_accounts(db: &Database, store_accounts: &[String]) -> Result<(), Failure> {
+    match store_accounts
+        .iter()
+        .find_map(|a| db.server.refuses_account(a))
+    {
+        Some(why) => Err(Failure::Forbidden(format!(
+            "the store secret rotates {why}"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -251,8 +273,10 @@ async fn create(
         }
         Some(db) => {
             let first = db.accounts.first().to_owned();
-            let (password, creation) = if db.admin_secret_ref.is_some() {
-                // Unknown: the first rotation sets it through the administrator.
+            let (password, creation) = if db.server.admin.is_some() {
+                // Unknown: the first rotation sets it through the administrator. The administrator's own
+                // account is refused before anything is stored, so no later edit can build on it.
+                changer::admin(run, db).await?;
                 (String::new(), Creation::Unknown)
             } else {
                 (

@@ -4,15 +4,17 @@
 use std::time::Duration;
 
 use super::{Blocked, Then};
-use crate::api::SecretRotation;
+use crate::api::{DatabaseEngine, SecretRotation, SecretType};
 use crate::controller::Context;
 use crate::controller::policy::Request;
+use crate::controller::servers::namespace_labels;
 use crate::reasons::Reason;
+use crate::validation::server::{Refusal, resolve};
 use crate::validation::{ValidatedSpec, validate};
 use secret_rotator_core::planner::Timing;
 
 /// The typed spec, or why the resource waits for a change.
-pub fn admit(sr: &SecretRotation, ctx: &Context) -> Result<ValidatedSpec, Blocked> {
+pub async fn admit(sr: &SecretRotation, ctx: &Context) -> Result<ValidatedSpec, Blocked> {
     let invalid = |message: String| Blocked {
         reason: Reason::InvalidSpec,
         message,
@@ -29,17 +31,12 @@ pub fn admit(sr: &SecretRotation, ctx: &Context) -> Result<ValidatedSpec, Blocke
             human(ctx.min_period)
         )));
     }
-    let accounts: Vec<&str> = match &spec.database {
-        Some(db) => db.accounts.names().collect(),
-        None => Vec::new(),
-    };
+    let namespace = sr.metadata.namespace.as_deref().unwrap_or_default();
     let request = Request {
-        namespace: sr.metadata.namespace.as_deref().unwrap_or_default(),
+        namespace,
         store_secret: spec.store_secret.as_str(),
         project: spec.project.as_deref(),
         default_project: &ctx.project,
-        host: spec.database.as_ref().map(|d| d.host.as_str()),
-        accounts: &accounts,
     };
     ctx.policy.check(&request).map_err(|message| Blocked {
         reason: Reason::Forbidden,
@@ -47,7 +44,52 @@ pub fn admit(sr: &SecretRotation, ctx: &Context) -> Result<ValidatedSpec, Blocke
         announce: true,
         then: Then::AwaitChange,
     })?;
+    let server = match &spec.database {
+        Some(req) => ctx.servers.get(&req.server_ref, namespace).await,
+        None => None,
+    };
+    let labels = match &server {
+        Some(Ok(s)) if s.selects_by_labels() => namespace_labels(&ctx.client, namespace).await,
+        _ => Default::default(),
+    };
+    let spec = spec
+        .resolve(|req| resolve(req, server, namespace, &labels))
+        .map_err(refused)?;
+    if let Some(db) = &spec.database
+        && spec.secret_type == SecretType::GaussDbFg
+        && db.server.engine != DatabaseEngine::Mysql
+    {
+        return Err(Blocked {
+            reason: Reason::ServerInvalid,
+            message: format!(
+                "GaussDB-FG speaks the MySQL protocol, but {} is {:?}",
+                db.server.title, db.server.engine
+            ),
+            announce: true,
+            then: Then::AwaitChange,
+        });
+    }
     Ok(spec)
+}
+
+/// A server refusal as the condition it shows. A missing server is looked for again after a while as
+/// well as when one appears.
+fn refused(r: Refusal) -> Blocked {
+    let (reason, message, then) = match r {
+        Refusal::NotFound(m) => (
+            Reason::ServerNotFound,
+            m,
+            Then::Requeue(Duration::from_secs(60)),
+        ),
+        Refusal::Invalid(m) => (Reason::ServerInvalid, m, Then::AwaitChange),
+        Refusal::Forbidden(m) => (Reason::Forbidden, m, Then::AwaitChange),
+    };
+    Blocked {
+        reason,
+        message,
+        announce: true,
+        then,
+    }
 }
 
 /// The shortest time between two rotations the timing allows: the period, or the smallest gap between

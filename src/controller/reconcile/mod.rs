@@ -94,7 +94,7 @@ impl<'a> Run<'a> {
     /// The steps, in order.
     async fn drive(&self) -> Result<KubeAction, Error> {
         let mut writer = StatusWriter::new(self);
-        let spec = match gate::admit(self.sr, self.ctx) {
+        let spec = match gate::admit(self.sr, self.ctx).await {
             Ok(spec) => spec,
             Err(blocked) => return self.stop(&mut writer, None, Halt::Blocked(blocked)).await,
         };
@@ -265,7 +265,7 @@ impl<'a> Run<'a> {
 fn creation(spec: &ValidatedSpec) -> Creation {
     match &spec.database {
         None => Creation::Generated,
-        Some(db) if db.admin_secret_ref.is_some() => Creation::Unknown,
+        Some(db) if db.server.admin.is_some() => Creation::Unknown,
         Some(_) => Creation::Adopted,
     }
 }

@@ -27,8 +27,12 @@ use secret_rotator_store::{StoreError, StoreResult};
 pub enum Current {
     /// A value the synced Secret can hold.
     Usable(Version),
-    /// A database secret whose password is not known yet (created for an administrator to set).
-    Unknown,
+    /// A database secret whose password is not known yet (created for an administrator to set), for
+    /// this account.
+    Unknown {
+        /// The account the store secret holds.
+        username: String,
+    },
     /// No such secret.
     Missing,
 }
@@ -52,6 +56,8 @@ pub struct Observed {
     pub current: Current,
     /// The Secret named like the synced Secret, when one exists (the operator may write it).
     pub synced: Option<Arc<Secret>>,
+    /// The accounts the store secret rotates, as the store records them (none before it exists).
+    pub store_accounts: Vec<String>,
 }
 
 /// Checks that the synced Secret may be written; reads SYSCURRENT; checks the store secret's claim.
@@ -93,10 +99,18 @@ pub async fn observe(
             announce: false,
             then: Then::AwaitChange,
         })),
-        Current::Missing => Ok(Observed { current, synced }),
+        Current::Missing => Ok(Observed {
+            current,
+            synced,
+            store_accounts: Vec::new(),
+        }),
         _ => {
-            check_store_secret(run, spec, store, &current).await?;
-            Ok(Observed { current, synced })
+            let store_accounts = check_store_secret(run, spec, store, &current).await?;
+            Ok(Observed {
+                current,
+                synced,
+                store_accounts,
+            })
         }
     }
 }
@@ -124,13 +138,13 @@ async fn synced_secret(
 }
 
 /// The store secret belongs to this resource (claiming it when nobody has) and is still what the spec
-/// describes.
+/// describes; returns the accounts it rotates.
 async fn check_store_secret(
     run: &Run<'_>,
     spec: &ValidatedSpec,
     store: &ScopedStore<'_>,
     current: &Current,
-) -> Result<(), Halt> {
+) -> Result<Vec<String>, Halt> {
     let secret = store.secret().await.map_err(|e| unreadable(store, e))?;
     let uid = run.sr.metadata.uid.as_deref().unwrap_or_default();
     let claim = match claim::claim(&secret, uid) {
@@ -149,10 +163,16 @@ async fn check_store_secret(
             }));
         }
     };
+    // The account is known even while its password is not: the mismatch check never skips it.
     let current_credential = match current {
         Current::Usable(v) => DatabaseCredential::from_value(&v.value),
-        _ => None,
+        Current::Unknown { username } => Some(DatabaseCredential {
+            username: username.clone(),
+            password: String::new(),
+        }),
+        Current::Missing => None,
     };
+    let store_accounts = claim::rotated_accounts(&secret, current_credential.as_ref());
     if let Some(why) = claim::mismatch(spec, &secret, current_credential.as_ref()) {
         return Err(Halt::Blocked(Blocked {
             reason: Reason::StoreSecretMismatch,
@@ -168,7 +188,7 @@ async fn check_store_secret(
             .map_err(|e| unreadable(store, e))?;
         info!(secret = %store.name, previous_owner = previous.unwrap_or("none"), "claimed the store secret");
     }
-    Ok(())
+    Ok(store_accounts)
 }
 
 /// Why the store secret could not be read: pending deletion (a condition of its own, looked at again every
@@ -208,15 +228,14 @@ fn reading(store: &ScopedStore<'_>, source: StoreError) -> ObserveError {
 /// The store's SYSCURRENT.
 pub async fn read_current(spec: &ValidatedSpec, store: &ScopedStore<'_>) -> StoreResult<Current> {
     match store.version_at(SYSCURRENT).await {
-        Ok(v) => {
-            if spec.secret_type.is_database()
-                && DatabaseCredential::from_value(&v.value).is_some_and(|c| c.password.is_empty())
-            {
-                Ok(Current::Unknown)
-            } else {
-                Ok(Current::Usable(v))
+        Ok(v) => match DatabaseCredential::from_value(&v.value) {
+            Some(c) if spec.secret_type.is_database() && c.password.is_empty() => {
+                Ok(Current::Unknown {
+                    username: c.username.clone(),
+                })
             }
-        }
+            _ => Ok(Current::Usable(v)),
+        },
         Err(e) if e.status() == 404 => Ok(Current::Missing),
         Err(e) => Err(e),
     }

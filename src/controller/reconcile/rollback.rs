@@ -7,7 +7,7 @@
 use tracing::{info, warn};
 
 use super::Run;
-use super::act::{Acted, read_back};
+use super::act::{Acted, read_back, refuse_store_accounts};
 use super::changer::password_changer;
 use super::scoped::ScopedStore;
 use crate::api::{RollbackResult, RollbackStatus};
@@ -45,8 +45,17 @@ pub async fn roll_back(
 ) -> Result<(), ActError> {
     let version = request.version.as_str();
     let current = acted.current.version().map(|(id, _)| id.to_owned());
-    let opts = match &spec.database {
-        Some(db) if store.changes_databases => match password_changer(run, db).await {
+    let changer = match &spec.database {
+        Some(db) if store.changes_databases => {
+            match refuse_store_accounts(db, &acted.store_accounts) {
+                Ok(()) => Some(password_changer(run, db).await),
+                Err(f) => Some(Err(f)),
+            }
+        }
+        _ => None,
+    };
+    let opts = match changer {
+        Some(changer) => match changer {
             Ok(changer) => RotateOptions {
                 changer: Some(changer),
                 policy: None,
@@ -57,7 +66,7 @@ pub async fn roll_back(
                 return Ok(());
             }
         },
-        _ => RotateOptions::default(),
+        None => RotateOptions::default(),
     };
     let name = store.name;
     match store.rollback(version, opts).await {

@@ -220,7 +220,7 @@ fn settle_table() {
                 ready: (
                     "False",
                     "RotationFailed",
-                    "CSMS.0510.CONNECT: rotation of shop.api failed (task t1): connection refused; the synced Secret still holds v1",
+                    "CSMS.0510.CONNECT: rotation of shop.api failed (task t1): the database server could not be reached; the synced Secret still holds v1",
                 ),
                 rotating: ("True", "Retrying"),
                 failed_attempts: 1,

@@ -16,10 +16,12 @@ use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use super::reconcile;
+use crate::api::ClusterDatabaseServer;
 use crate::api::{ANNOTATION_ROLLBACK_TO, ANNOTATION_ROTATE_NOW, SecretRotation};
 use crate::controller::error::ErrorKind;
 use crate::controller::events::EventSink;
 use crate::controller::policy::NamespacePolicy;
+use crate::controller::servers::server_cache;
 use crate::controller::{Context, secret_cache};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -67,6 +69,14 @@ impl Harness {
         let (secrets, writer) = secret_cache();
         // The cache has listed (nothing): a Secret it lacks is looked up in the apiserver.
         writer.listed.send_replace(true);
+        let (servers, mut server_writer) = server_cache();
+        for yaml in SERVERS {
+            let obj: ClusterDatabaseServer = serde_saphyr::from_str(yaml).unwrap();
+            server_writer
+                .cluster
+                .apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
+        }
+        server_writer.listed.send_replace((true, true));
         let ctx = Arc::new(Context {
             client: fake.client(),
             store: store.clone(),
@@ -82,6 +92,7 @@ impl Harness {
             freshness: Default::default(),
             admin_pool: Default::default(),
             retries: Default::default(),
+            servers,
         });
         Harness {
             fake,
@@ -183,6 +194,13 @@ impl Harness {
         out
     }
 }
+
+/// The servers every harness knows: one without an administrator that allows `shop` and `orders_*`, one
+/// that allows another namespace only. Their hosts are never reached by these tests.
+const SERVERS: &[&str] = &[
+    "metadata: {name: orders-pg}\nspec: {engine: postgresql, host: orders-db.data.svc, accounts: ['orders_*'], allowedNamespaces: {names: [shop]}}",
+    "metadata: {name: billing-pg}\nspec: {engine: postgresql, host: billing-db.data.svc, accounts: ['*'], allowedNamespaces: {names: [billing]}}",
+];
 
 const COMMON: &str = "
 metadata: {name: api}
@@ -326,7 +344,7 @@ metadata: {name: orders}
 spec:
   secretType: RDS-FG
   rotation: {period: 30d}
-  database: {engine: postgresql, host: orders-db.shop.svc, mode: SingleUser, username: orders_app}
+  database: {serverRef: {name: orders-pg}, mode: SingleUser, username: orders_app}
   target: {name: orders}
 ",
             existing: None,
@@ -339,6 +357,69 @@ spec:
             versions: 0,
             then: Then::Soon,
             events: &["RotationFailed"],
+        },
+        Case {
+            name: "a server that does not serve the namespace is refused before anything is stored",
+            resource: "
+metadata: {name: orders}
+spec:
+  secretType: RDS-FG
+  rotation: {period: 30d}
+  database: {serverRef: {name: billing-pg}, username: orders_app}
+  target: {name: orders}
+",
+            existing: None,
+            claimed_by_other: false,
+            creates_missing: true,
+            ready: ("False", "Forbidden"),
+            writes: &[
+                "PATCH /apis/secretrotator.dev/v1alpha1/namespaces/shop/secretrotations/orders/status",
+            ],
+            versions: 0,
+            then: Then::AwaitChange,
+            events: &["Forbidden"],
+        },
+        Case {
+            name: "an account the server's patterns do not allow is refused before anything is stored",
+            resource: "
+metadata: {name: orders}
+spec:
+  secretType: RDS-FG
+  rotation: {period: 30d}
+  database: {serverRef: {name: orders-pg}, username: postgres}
+  target: {name: orders}
+",
+            existing: None,
+            claimed_by_other: false,
+            creates_missing: true,
+            ready: ("False", "Forbidden"),
+            writes: &[
+                "PATCH /apis/secretrotator.dev/v1alpha1/namespaces/shop/secretrotations/orders/status",
+            ],
+            versions: 0,
+            then: Then::AwaitChange,
+            events: &["Forbidden"],
+        },
+        Case {
+            name: "a server that does not exist is looked for again",
+            resource: "
+metadata: {name: orders}
+spec:
+  secretType: RDS-FG
+  rotation: {period: 30d}
+  database: {serverRef: {name: nowhere, kind: DatabaseServer}, username: orders_app}
+  target: {name: orders}
+",
+            existing: None,
+            claimed_by_other: false,
+            creates_missing: true,
+            ready: ("False", "ServerNotFound"),
+            writes: &[
+                "PATCH /apis/secretrotator.dev/v1alpha1/namespaces/shop/secretrotations/orders/status",
+            ],
+            versions: 0,
+            then: Then::After(Duration::from_secs(60)),
+            events: &["ServerNotFound"],
         },
     ]
 }

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 pub use secret_rotator_core::engine::{DatabaseEngine, TlsMode};
 
+mod server;
+
+pub use server::*;
+
 /// Annotation on a SecretRotation: a new value asks for one rotation.
 pub const ANNOTATION_ROTATE_NOW: &str = "secretrotator.dev/rotate-now";
 /// Annotation asking for a rollback: `vN`, or `vN/<anything new>` to ask again for the same version.
@@ -200,23 +204,17 @@ fn default_true() -> bool {
     true
 }
 
-/// The database whose credential rotates.
+/// The account whose credential rotates, and the server it is on. The server (a ClusterDatabaseServer or a
+/// DatabaseServer) holds the host, TLS settings and administrator; the resource names only the server and
+/// the account.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseSpec {
-    /// Database engine: postgresql or mysql (MySQL, MariaDB, GaussDB/TaurusDB).
-    pub engine: DatabaseEngine,
+    /// The server: a ClusterDatabaseServer that allows this namespace (the default kind), or a
+    /// DatabaseServer in this namespace.
+    pub server_ref: ServerRef,
 
-    /// Host name or IP address of the database server.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z0-9.:\[\]_-]+$"))]
-    pub host: String,
-
-    /// TCP port. Defaults to 5432 for postgresql and 3306 for mysql.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 65535))]
-    pub port: Option<i32>,
-
-    /// Database to connect to and to write into the synced Secret. Optional.
+    /// Database to connect to and to write into the synced Secret; the server's when absent. Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub database: Option<String>,
@@ -226,27 +224,18 @@ pub struct DatabaseSpec {
     #[serde(default)]
     pub mode: DatabaseMode,
 
-    /// The account whose password rotates (SingleUser).
+    /// The account whose password rotates (SingleUser). The server's accounts patterns must allow it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$"))]
     pub username: Option<String>,
 
-    /// The two accounts that alternate (MultiUser): exactly two, distinct.
+    /// The two accounts that alternate (MultiUser): exactly two, distinct, both allowed by the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 2, max = 2),
         inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$"))
     )]
     pub usernames: Option<Vec<String>>,
-
-    /// A Secret in the same namespace holding an administrator's credentials used to change passwords.
-    /// Without it, SingleUser rotation logs in as the account itself with its current password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin_secret_ref: Option<AdminSecretRef>,
-
-    /// TLS for connections to the database.
-    #[serde(default)]
-    pub tls: DatabaseTls,
 }
 
 /// How accounts are rotated (CSMS SecretSubType).
@@ -259,7 +248,7 @@ pub enum DatabaseMode {
     MultiUser,
 }
 
-/// A reference to administrator credentials in a Secret of the same namespace.
+/// A reference to administrator credentials in a Secret of the DatabaseServer's namespace.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminSecretRef {
@@ -279,11 +268,11 @@ pub struct AdminSecretRef {
     pub password_key: String,
 }
 
-fn default_username_key() -> String {
+pub(crate) fn default_username_key() -> String {
     "username".to_owned()
 }
 
-fn default_password_key() -> String {
+pub(crate) fn default_password_key() -> String {
     "password".to_owned()
 }
 
@@ -292,15 +281,16 @@ fn default_password_key() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseTls {
     /// disable: plain TCP. require: TLS without verifying the server's certificate. verify-full: TLS, the
-    /// certificate verified against caSecretRef (or the system roots) and the host name checked.
+    /// certificate verified against caSecretRef (or, without one, the Mozilla roots the operator ships)
+    /// and the host name checked.
     #[serde(default)]
     pub mode: TlsMode,
-    /// A Secret key in the same namespace holding the PEM CA bundle for verify-full.
+    /// A key of a Secret in the DatabaseServer's namespace holding the PEM CA bundle for verify-full.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,
 }
 
-/// A key in a Secret of the same namespace.
+/// A key in a Secret of the DatabaseServer's namespace.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
@@ -316,7 +306,7 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
-fn default_ca_key() -> String {
+pub(crate) fn default_ca_key() -> String {
     "ca.crt".to_owned()
 }
 
