@@ -55,6 +55,9 @@ pub enum Reason {
     Retrying,
     /// Rotating: a scheduled rotation is due and waits for its maintenance window.
     WaitingForWindow,
+    /// Rotating: a rotate-now or rollback-to request waits: SYSCURRENT changed less than the operator's
+    /// `--min-rotation-period` ago.
+    RateLimited,
     /// Event: a new version was made and the synced Secret updated.
     Rotated,
     /// Event: a restart target's pod template was annotated.
@@ -97,6 +100,7 @@ impl Reason {
             Reason::InProgress => "InProgress",
             Reason::Retrying => "Retrying",
             Reason::WaitingForWindow => "WaitingForWindow",
+            Reason::RateLimited => "RateLimited",
             Reason::Rotated => "Rotated",
             Reason::RestartTriggered => "RestartTriggered",
             Reason::RestartTargetMissing => "RestartTargetMissing",

@@ -46,8 +46,11 @@ pub struct Context {
     pub hmac_key: Zeroizing<Vec<u8>>,
     /// Namespace isolation policy.
     pub policy: NamespacePolicy,
-    /// The shortest time between two rotations a resource may ask for (`--min-rotation-period`).
+    /// The shortest time between two rotations a resource may ask for (`--min-rotation-period`), and
+    /// between two changes a person's request (rotate-now, rollback-to) may make.
     pub min_period: Duration,
+    /// The oldest version a rollback may go back to (`--max-rollback-age`).
+    pub max_rollback_age: Duration,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Where events go (published in the background).

@@ -538,6 +538,9 @@ pub enum SyncedState {
     NoValue,
     /// The apiserver refused the Secret; the message says why (never a value).
     Rejected(String),
+    /// A Secret of that name appeared that the operator did not make (created, or replaced, between the
+    /// look and the write): nothing was written; the message says so.
+    Taken(String),
     /// The Secret holds a version.
     Holds(Held),
 }

@@ -58,7 +58,11 @@ pub struct RunArgs {
     /// each database rotation is an ALTER and a rolling restart. Shorter ones get `InvalidSpec`.
     #[arg(long, default_value = "1m", value_parser = parse_period, env = "SECRET_ROTATOR_MIN_ROTATION_PERIOD")]
     pub min_rotation_period: std::time::Duration,
-    /// Namespace policy (YAML: `namespaces`, `projects`, `databases`, `superusers`, `adoptStoreSecrets`;
+    /// The oldest version a rollback may go back to (by its creation time): an old password may be one
+    /// that leaked, or one a failure made the operator leave.
+    #[arg(long, default_value = "30d", value_parser = parse_period, env = "SECRET_ROTATOR_MAX_ROLLBACK_AGE")]
+    pub max_rollback_age: std::time::Duration,
+    /// Namespace policy (YAML: `namespaces`, `projects`, `adoptStoreSecrets`;
     /// see the README).
     #[arg(long, env = "SECRET_ROTATOR_POLICY_FILE")]
     pub policy_file: Option<PathBuf>,
@@ -108,6 +112,7 @@ pub async fn run(args: RunArgs) -> Result<(), BoxError> {
             hmac_key,
             policy,
             min_period: args.min_rotation_period,
+            max_rollback_age: args.max_rollback_age,
             metrics,
             notifier,
         },
@@ -189,6 +194,7 @@ struct Shared {
     hmac_key: zeroize::Zeroizing<Vec<u8>>,
     policy: NamespacePolicy,
     min_period: std::time::Duration,
+    max_rollback_age: std::time::Duration,
     metrics: Arc<crate::metrics::Metrics>,
     notifier: Notifier,
 }
@@ -271,6 +277,7 @@ impl Operator {
             hmac_key: parts.hmac_key.clone(),
             policy: parts.policy.clone(),
             min_period: parts.min_period,
+            max_rollback_age: parts.max_rollback_age,
             metrics: parts.metrics.clone(),
             events,
             notifier: parts.notifier.clone(),

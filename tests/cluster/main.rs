@@ -20,5 +20,6 @@ mod notifications;
 mod operator;
 mod plugin;
 mod serve_rotation;
+mod tenancy;
 mod trust;
 mod workload_identity;

@@ -44,6 +44,10 @@ pub struct Acted {
     pub rolled_back_task: Option<String>,
     /// The accounts the store secret rotates, as the store records them.
     pub store_accounts: Vec<String>,
+    /// The Secret at the synced Secret's name as observe saw it (the operator may write it).
+    pub synced_seen: Option<std::sync::Arc<Secret>>,
+    /// A request that waits for the minimum gap, and until when.
+    pub waits: Option<(&'static str, jiff::Timestamp)>,
 }
 
 impl Acted {
@@ -81,6 +85,8 @@ pub async fn act(
         rollback: None,
         rolled_back_task: None,
         store_accounts: observed.store_accounts,
+        synced_seen: observed.synced.clone(),
+        waits: None,
     };
     match action {
         Action::Create { then } => {
@@ -121,6 +127,7 @@ pub async fn act(
         }
         Action::Rotate(reason) => rotate(run, spec, store, writer, reason, &mut acted).await?,
         Action::CompleteRotateNow(v) => acted.rotate_now_done = Some(v),
+        Action::Wait { request, until } => acted.waits = Some((request, until)),
         Action::Sync | Action::Backoff => {}
     }
     Ok(acted)

@@ -126,6 +126,7 @@ impl<'a> Run<'a> {
             versions,
             next_rotation: schedule.next_rotation,
             waiting_for_window: schedule.waiting_for_window,
+            request_waits: acted.waits,
             rollback: acted.rollback.as_ref(),
         };
         let settled = status::settle(&self.frame(&spec), writer.written(), &outcome);
@@ -156,9 +157,14 @@ impl<'a> Run<'a> {
             requeue = planner::backoff::delay(attempt, rand::random::<f64>());
             warn!(code = %f.code(), error = %f.message(), attempt, secret = %spec.store_secret, "rotation failed");
         }
-        if matches!(synced, SyncedState::Rejected(_)) {
-            requeue = Duration::from_secs(300);
-            self.ctx.metrics.synced_secret_rejections.inc();
+        match synced {
+            SyncedState::Rejected(_) => {
+                requeue = Duration::from_secs(300);
+                self.ctx.metrics.synced_secret_rejections.inc();
+            }
+            // The next look finds the other Secret and says whose it is.
+            SyncedState::Taken(_) => requeue = Duration::from_secs(30),
+            _ => {}
         }
         requeue
     }
@@ -238,6 +244,7 @@ impl<'a> Run<'a> {
                 .last_rollback_done
                 .as_ref()
                 .map(|(v, t)| (v.as_str(), *t)),
+            min_gap: self.ctx.min_period,
         }
     }
 

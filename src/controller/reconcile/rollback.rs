@@ -12,7 +12,7 @@ use super::changer::password_changer;
 use super::scoped::ScopedStore;
 use crate::api::{RollbackResult, RollbackStatus};
 use crate::controller::error::ActError;
-use crate::controller::status::seconds;
+use crate::controller::status::{from_millis, seconds};
 use crate::validation::ValidatedSpec;
 use secret_rotator_core::planner::RollbackRequest;
 use secret_rotator_store::RotateOptions;
@@ -45,6 +45,11 @@ pub async fn roll_back(
 ) -> Result<(), ActError> {
     let version = request.version.as_str();
     let current = acted.current.version().map(|(id, _)| id.to_owned());
+    if let Some(why) = too_old(run, store, version).await {
+        info!(secret = %store.name, version = %version, "rollback refused: {why}");
+        acted.rollback = Some(record(run, &request, RollbackResult::Refused, why, None));
+        return Ok(());
+    }
     let changer = match &spec.database {
         Some(db) if store.changes_databases => {
             match refuse_store_accounts(db, &acted.store_accounts) {
@@ -104,4 +109,24 @@ pub async fn roll_back(
         }
     }
     Ok(())
+}
+
+/// Why `version` is too old to go back to, if it is: created longer than `--max-rollback-age` ago. A
+/// version the store does not list is left to the store's own answer.
+async fn too_old(run: &Run<'_>, store: &ScopedStore<'_>, version: &str) -> Option<String> {
+    let page = store.versions(100).await.ok()?;
+    let v = page
+        .version_metadatas
+        .into_iter()
+        .find(|v| v.id == version)?;
+    let created = from_millis(v.create_time);
+    let max = run.ctx.max_rollback_age;
+    let age = run.now.duration_since(created);
+    (age.as_secs() > i64::try_from(max.as_secs()).unwrap_or(i64::MAX)).then(|| {
+        format!(
+            "{version} was created at {}, longer ago than the operator's --max-rollback-age ({}d): an old password may be one that leaked; rotate instead",
+            seconds(created).0,
+            max.as_secs() / 86_400
+        )
+    })
 }

@@ -2,7 +2,7 @@
 //! targets roll when a rotation changed its data.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use tracing::warn;
 
 use super::Run;
@@ -57,13 +57,20 @@ pub async fn sync(
     let desired = desired_secret(run.sr, &spec.synced, data, &version_id, &task_id);
     // From the watch cache (once it has listed), or the operator's own newer apply.
     let cached = run.ctx.secrets.get(&run.ns, &spec.synced.name).await;
+    // A Secret outside the cache (one handed over with the adopt annotation) is the one observe read.
     let existing = run
         .ctx
         .freshness
-        .secret_view(&run.ns, &spec.synced.name, cached);
+        .secret_view(&run.ns, &spec.synced.name, cached)
+        .or_else(|| acted.synced_seen.clone());
     let applied = existing.as_deref().is_none_or(|e| !up_to_date(&desired, e));
-    if applied && let Some(refused) = apply(run, &object, &desired).await? {
-        return Ok(SyncedState::Rejected(refused));
+    if applied {
+        let seen = existing.as_deref().and_then(|e| e.metadata.uid.clone());
+        match write(run, &object, desired.clone(), seen).await? {
+            Written::Done => {}
+            Written::Refused(why) => return Ok(SyncedState::Rejected(why)),
+            Written::Taken(why) => return Ok(SyncedState::Taken(why)),
+        }
     }
     // Restart once per new version, whoever made it. Without a record (a new resource, or one from before
     // the record existed), only a rotation made here restarts, and the current version becomes the record.
@@ -98,15 +105,53 @@ pub async fn sync(
     }))
 }
 
-/// Writes the synced Secret; `Ok(Some(why))` when the apiserver refused it for what it is.
-async fn apply(run: &Run<'_>, object: &str, desired: &Secret) -> Result<Option<String>, SyncError> {
+/// How a write of the synced Secret went.
+enum Written {
+    Done,
+    /// The apiserver refused it for what it is (too large, immutable, another type, no access).
+    Refused(String),
+    /// Another Secret of that name is there now.
+    Taken(String),
+}
+
+/// Writes the synced Secret: created when none was seen (an AlreadyExists means someone else made one
+/// meanwhile), else applied with the UID that was seen as a precondition (a Secret deleted and made again
+/// by someone else in between is not taken over).
+async fn write(
+    run: &Run<'_>,
+    object: &str,
+    mut desired: Secret,
+    seen: Option<String>,
+) -> Result<Written, SyncError> {
     let secrets: Api<Secret> = Api::namespaced(run.ctx.client.clone(), &run.ns);
-    let name = desired.metadata.name.as_deref().unwrap_or_default();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    match secrets.patch(name, &params, &Patch::Apply(desired)).await {
+    let name = desired.metadata.name.clone().unwrap_or_default();
+    let result = match &seen {
+        None => {
+            let pp = PostParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PostParams::default()
+            };
+            secrets.create(&pp, &desired).await
+        }
+        Some(uid) => {
+            desired.metadata.uid = Some(uid.clone());
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            secrets.patch(&name, &params, &Patch::Apply(&desired)).await
+        }
+    };
+    match result {
         Ok(written) => {
             run.ctx.freshness.secret_applied(written);
-            Ok(None)
+            Ok(Written::Done)
+        }
+        Err(kube::Error::Api(ae))
+            if ae.code == 409 && (seen.is_none() || ae.reason == "Conflict") =>
+        {
+            let why = format!(
+                "Secret {object} was made by someone else while the operator was about to write it: nothing was written"
+            );
+            warn!(secret = %object, "the synced Secret was taken meanwhile");
+            Ok(Written::Taken(why))
         }
         // Refused for what it is (too large, immutable, a type that cannot change, no access): retrying
         // soon cannot help. Say why and look again after a while or on a change.
@@ -114,12 +159,13 @@ async fn apply(run: &Run<'_>, object: &str, desired: &Secret) -> Result<Option<S
             let msg = redact(
                 &format!(
                     "the apiserver refused Secret {object} ({}): {}",
-                    ae.code, ae.message
+                    ae.code,
+                    crate::sanitize::text(&ae.message, 512)
                 ),
-                desired,
+                &desired,
             );
             warn!(error = %msg, "synced Secret refused");
-            Ok(Some(msg))
+            Ok(Written::Refused(msg))
         }
         Err(source) => Err(SyncError::Apply {
             object: object.to_owned(),

@@ -227,6 +227,8 @@ pub struct Outcome<'a> {
     pub next_rotation: Option<Timestamp>,
     /// A due rotation waits for the maintenance window opening then.
     pub waiting_for_window: Option<Timestamp>,
+    /// A person's request (rotate-now, rollback-to) waits for the minimum gap, until then.
+    pub request_waits: Option<(&'static str, Timestamp)>,
     /// A rollback request handled in this reconcile.
     pub rollback: Option<&'a RollbackStatus>,
 }
@@ -252,15 +254,15 @@ pub fn settle(frame: &Frame<'_>, written: &SecretRotationStatus, outcome: &Outco
     st.next_rotation_time = outcome.next_rotation.map(seconds);
     let mut ready = Verdict::no(Reason::Suspended, String::new());
     match outcome.synced {
-        SyncedState::Rejected(msg) => {
-            frame.conditions(
-                &mut st,
-                Verdict::no(Reason::SecretRejected, msg.clone()),
-                Verdict::idle(),
-            );
+        SyncedState::Rejected(msg) | SyncedState::Taken(msg) => {
+            let reason = match outcome.synced {
+                SyncedState::Taken(_) => Reason::SecretNotOwned,
+                _ => Reason::SecretRejected,
+            };
+            frame.conditions(&mut st, Verdict::no(reason, msg.clone()), Verdict::idle());
             let changed = st != *written;
             if changed {
-                notes.push(Note::warning(Reason::SecretRejected, msg.clone()));
+                notes.push(Note::warning(reason, msg.clone()));
             }
             return Settled {
                 status: changed.then_some(st),
@@ -351,6 +353,14 @@ fn rotating(st: &SecretRotationStatus, outcome: &Outcome<'_>) -> Verdict {
             format!(
                 "attempt {} failed; retrying with backoff",
                 st.failed_attempts
+            ),
+        )
+    } else if let Some((request, until)) = outcome.request_waits {
+        Verdict::no(
+            Reason::RateLimited,
+            format!(
+                "the {request} request waits until {}: SYSCURRENT changed less than the operator's --min-rotation-period ago",
+                seconds(until).0
             ),
         )
     } else if let Some(opens) = outcome.waiting_for_window {

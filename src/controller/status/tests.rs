@@ -151,6 +151,7 @@ fn a_rotation_waiting_for_its_window_says_so() {
         synced: &synced,
         next_rotation: Some(opens),
         waiting_for_window: Some(opens),
+        request_waits: None,
         rollback: None,
     };
     let st = settle(&f, &previous, &outcome).status.unwrap();
@@ -326,6 +327,7 @@ lastFailure: {time: 2026-11-27T11:59:00Z, errorCode: NeedsInitialPassword, messa
             synced: &case.synced,
             next_rotation: Some("2026-12-27T12:00:00Z".parse().unwrap()),
             waiting_for_window: None,
+            request_waits: None,
             rollback: None,
         };
         let settled = settle(&f, &previous, &outcome);
@@ -386,6 +388,7 @@ fn notes_carry_their_facts() {
         synced: &synced,
         next_rotation: None,
         waiting_for_window: None,
+        request_waits: None,
         rollback: None,
     };
     let notes = settle(&f, &previous, &outcome).notes;
@@ -455,6 +458,7 @@ fn a_rotate_now_is_recorded_before_and_done_after() {
         failure: None,
         synced: &synced,
         waiting_for_window: None,
+        request_waits: None,
         rollback: None,
         next_rotation: None,
     };

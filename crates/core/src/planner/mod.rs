@@ -107,6 +107,9 @@ pub struct Input<'a> {
     pub last_rollback_request: Option<&'a str>,
     /// The version the last successful rollback made SYSCURRENT, and when.
     pub last_rollback_done: Option<(&'a str, Timestamp)>,
+    /// The shortest time between two changes of SYSCURRENT a person's request (rotate-now, rollback-to)
+    /// may make (the operator's `--min-rotation-period`).
+    pub min_gap: Duration,
 }
 
 /// The annotation a rollback request comes in (named in refusals).
@@ -142,6 +145,13 @@ pub enum Action {
     },
     /// Move SYSCURRENT back to an earlier version.
     Rollback(RollbackRequest),
+    /// A request (rotate-now, rollback-to) waits: SYSCURRENT changed less than the minimum gap ago.
+    Wait {
+        /// The request's kind: `rotate-now` or `rollback-to`.
+        request: &'static str,
+        /// When it may be carried out.
+        until: Timestamp,
+    },
     /// Record a rollback request as refused, changing nothing else.
     RefuseRollback {
         /// The request.
@@ -211,6 +221,34 @@ pub fn next_due(timing: &Timing, last: Timestamp, now: Timestamp) -> Option<Time
 /// a person's rollback request comes before anything scheduled, then a recorded rotate-now, then the
 /// annotation, rotate-on-create and the schedule.
 pub fn plan(i: &Input<'_>) -> Plan {
+    rate_limited(i, decide(i))
+}
+
+/// A person's request waits while SYSCURRENT is younger than the minimum gap, as a scheduled rotation
+/// would: each rotation is an ALTER and a rolling restart, and an annotation costs nothing to change.
+fn rate_limited(i: &Input<'_>, p: Plan) -> Plan {
+    let request = match &p.action {
+        Action::Rotate(RotationReason::RotateNow(_)) => "rotate-now",
+        Action::Rollback(_) => "rollback-to",
+        _ => return p,
+    };
+    let Some((id, created)) = i.current else {
+        return p;
+    };
+    let at = add(counted_from(i, id, created), i.min_gap);
+    if at <= i.now {
+        return p;
+    }
+    Plan {
+        action: Action::Wait { request, until: at },
+        requeue_after: until(i.now, at)
+            .min(p.requeue_after)
+            .max(Duration::from_secs(1)),
+        ..p
+    }
+}
+
+fn decide(i: &Input<'_>) -> Plan {
     let retry = Retry::of(i);
     if let Some(creation) = i.missing {
         return create(i, creation, &retry);
@@ -489,6 +527,7 @@ mod tests {
             rollback_to: None,
             last_rollback_request: None,
             last_rollback_done: None,
+            min_gap: Duration::ZERO,
         }
     }
 
@@ -836,5 +875,38 @@ mod tests {
         let s = schedule(&i);
         assert_eq!(s.action, Action::Sync);
         assert_eq!(s.next_rotation, Some(ts("2026-11-28T11:00:00Z")));
+    }
+
+    #[test]
+    fn a_persons_request_waits_for_the_minimum_gap_since_the_last_change() {
+        let t = Timing::Period(DAY);
+        let mut i = base(&t);
+        i.min_gap = Duration::from_secs(3600);
+        i.current = Some(("v3", ts("2026-11-27T11:30:00Z")));
+        i.rotate_now = Some("now-1");
+        let p = plan(&i);
+        assert_eq!(
+            p.action,
+            Action::Wait {
+                request: "rotate-now",
+                until: ts("2026-11-27T12:30:00Z")
+            }
+        );
+        assert_eq!(p.requeue_after, Duration::from_secs(1800));
+        i.rotate_now = None;
+        i.rollback_to = Some("v2");
+        assert!(matches!(
+            plan(&i).action,
+            Action::Wait {
+                request: "rollback-to",
+                ..
+            }
+        ));
+        // A refusal does not wait; nor does a request once the gap has passed.
+        i.rollback_to = Some("latest");
+        assert!(matches!(plan(&i).action, Action::RefuseRollback { .. }));
+        i.rollback_to = Some("v2");
+        i.current = Some(("v3", ts("2026-11-27T10:00:00Z")));
+        assert!(matches!(plan(&i).action, Action::Rollback(_)));
     }
 }

@@ -75,6 +75,11 @@ impl Fake {
     pub fn refuse_secrets(&self, code: u16) {
         self.lock().refuse_secrets = Some(code);
     }
+
+    /// Removes the object at `path`.
+    pub fn delete(&self, path: &str) {
+        self.lock().objects.remove(path);
+    }
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response {
@@ -128,15 +133,43 @@ async fn handle(State(fake): State<Fake>, method: Method, uri: Uri, body: Bytes)
             Some(obj) => axum::Json(obj.clone()).into_response(),
             None => status(404, "NotFound", "not found"),
         },
-        Method::PATCH if path.contains("/secrets/") => {
+        Method::POST if path.ends_with("/secrets") => {
             if let Some(code) = o.refuse_secrets {
                 return status(code, "Invalid", "Secret refused by the test");
             }
-            // Server-side apply of a whole object: the fake keeps what was applied.
+            let name = body["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let at = format!("{path}/{name}");
+            if o.objects.contains_key(&at) {
+                return status(409, "AlreadyExists", "secrets already exists");
+            }
             let mut obj = body;
             o.revision += 1;
             obj["metadata"]["resourceVersion"] = json!(o.revision.to_string());
             obj["metadata"]["uid"] = json!(format!("uid-{}", o.revision));
+            o.objects.insert(at, obj.clone());
+            (StatusCode::CREATED, axum::Json(obj)).into_response()
+        }
+        Method::PATCH if path.contains("/secrets/") => {
+            if let Some(code) = o.refuse_secrets {
+                return status(code, "Invalid", "Secret refused by the test");
+            }
+            // The UID in an applied object is a precondition.
+            let stored_uid = o.objects.get(&path).map(|s| s["metadata"]["uid"].clone());
+            if let (Some(want), Some(have)) = (body["metadata"].get("uid"), &stored_uid)
+                && want != have
+            {
+                return status(409, "Conflict", "Precondition failed: UID in precondition");
+            }
+            let keep_uid = stored_uid.filter(|u| !u.is_null());
+            // Server-side apply of a whole object: the fake keeps what was applied.
+            let mut obj = body;
+            o.revision += 1;
+            obj["metadata"]["resourceVersion"] = json!(o.revision.to_string());
+            obj["metadata"]["uid"] =
+                keep_uid.unwrap_or_else(|| json!(format!("uid-{}", o.revision)));
             o.objects.insert(path, obj.clone());
             axum::Json(obj).into_response()
         }

@@ -48,6 +48,11 @@ struct Harness {
 impl Harness {
     /// `resource` is the SecretRotation's YAML without namespace, uid or timestamps.
     fn new(resource: &str, creates_missing: bool) -> Harness {
+        Harness::with_gap(resource, creates_missing, Duration::ZERO)
+    }
+
+    /// With `--min-rotation-period` at `gap`.
+    fn with_gap(resource: &str, creates_missing: bool, gap: Duration) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(
             EmbeddedStore::open(
@@ -84,7 +89,8 @@ impl Harness {
             creates_missing,
             hmac_key: Zeroizing::new(vec![7; 32]),
             policy: NamespacePolicy::default(),
-            min_period: Duration::from_secs(60),
+            min_period: gap,
+            max_rollback_age: Duration::from_secs(30 * 86_400),
             metrics: Arc::new(Metrics::new()),
             events,
             notifier: Notifier::disabled(),
@@ -245,7 +251,7 @@ fn cases() -> Vec<Case> {
             creates_missing: true,
             ready: ("True", "Synced"),
             writes: &[
-                "PATCH /api/v1/namespaces/shop/secrets/api",
+                "POST /api/v1/namespaces/shop/secrets",
                 "PATCH /apis/secretrotator.dev/v1alpha1/namespaces/shop/secretrotations/api/status",
             ],
             versions: 1,
@@ -616,4 +622,68 @@ async fn a_secret_the_apiserver_refuses_is_a_condition_looked_at_again_later() {
     for v in h.values().await {
         assert!(!message.contains(&v));
     }
+}
+
+#[tokio::test]
+async fn a_rotate_now_right_after_a_change_waits_for_the_minimum_gap() {
+    let mut h = Harness::with_gap(COMMON, true, Duration::from_secs(3600));
+    h.reconcile().await.unwrap();
+    h.event_reasons();
+    h.annotate(ANNOTATION_ROTATE_NOW, "too-soon");
+    let action = h.reconcile().await.unwrap();
+    assert_eq!(h.versions().await, 1, "no rotation");
+    let st = h.status();
+    let rotating = st["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Rotating"))
+        .cloned()
+        .unwrap();
+    assert_eq!(rotating["reason"], "RateLimited", "{st}");
+    assert!(
+        rotating["message"]
+            .as_str()
+            .unwrap()
+            .contains("--min-rotation-period")
+    );
+    assert!(
+        st.get("lastRotateNow").is_none(),
+        "the request stays to be done"
+    );
+    assert_ne!(action, KubeAction::await_change());
+    h.annotate(ANNOTATION_ROLLBACK_TO, "v1");
+    h.reconcile().await.unwrap();
+    assert!(
+        h.status().get("lastRollback").is_none() || h.status()["lastRollback"]["result"] != "Done"
+    );
+}
+
+/// A Secret made by someone else between the operator's look and its write is not taken over: created
+/// meanwhile (the create meets AlreadyExists), or deleted and made again (the UID precondition fails).
+#[tokio::test]
+async fn a_secret_made_in_the_gap_is_not_taken_over() {
+    let mut h = Harness::new(COMMON, true);
+    h.reconcile().await.unwrap();
+    h.annotate(ANNOTATION_ROTATE_NOW, "after-replace");
+    // Someone deletes the synced Secret and makes their own of the same name; the operator's own record
+    // of its write still shows the old one.
+    let theirs = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api", "namespace": NS, "uid": "someone-elses"}, "data": {"k": "dGhlaXJz"}});
+    h.fake.delete(&format!("{SECRETS}/api"));
+    h.fake
+        .0
+        .lock()
+        .unwrap()
+        .objects
+        .insert(format!("{SECRETS}/api"), theirs.clone());
+    h.event_reasons();
+    h.reconcile().await.unwrap();
+    let secret = h.fake.get(&format!("{SECRETS}/api")).unwrap();
+    assert_eq!(secret["metadata"]["uid"], "someone-elses");
+    assert_eq!(secret["data"], theirs["data"], "their Secret is unchanged");
+    assert_eq!(h.ready(), ("False".into(), "SecretNotOwned".into()));
+    assert_eq!(h.event_reasons(), ["SecretNotOwned"]);
+    assert_eq!(
+        h.versions().await,
+        2,
+        "the store rotated; only the write of their Secret was refused"
+    );
 }
