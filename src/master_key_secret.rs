@@ -26,6 +26,10 @@ use secret_rotator_store::embedded::crypto::MasterKey;
 
 /// The key in the Secret's data that holds the base64 text of the 32-byte key (as a key file holds it).
 pub const DATA_KEY: &str = "master.key";
+/// The label the operator puts on the Secret it creates (with the value `secret-rotator`).
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The annotation the operator puts on the Secret it creates.
+pub const ANNOTATION_MASTER_KEY: &str = "secretrotator.dev/master-key";
 
 /// Errors of [`ensure`].
 #[derive(Debug, thiserror::Error)]
@@ -129,11 +133,11 @@ pub async fn ensure(
                     name: Some(name.to_owned()),
                     namespace: Some(namespace.to_owned()),
                     labels: Some(BTreeMap::from([(
-                        "app.kubernetes.io/managed-by".to_owned(),
+                        LABEL_MANAGED_BY.to_owned(),
                         "secret-rotator".to_owned(),
                     )])),
                     annotations: Some(BTreeMap::from([(
-                        "secretrotator.dev/master-key".to_owned(),
+                        ANNOTATION_MASTER_KEY.to_owned(),
                         "created once by the operator; the embedded store is unreadable without it: back it up, never delete it".to_owned(),
                     )])),
                     ..Default::default()
@@ -164,6 +168,9 @@ pub async fn ensure(
         name: name.to_owned(),
         message: message.to_owned(),
     };
+    if let Some(why) = unproven(&secret) {
+        return Err(invalid(why));
+    }
     let text = secret
         .data
         .as_ref()
@@ -178,6 +185,25 @@ pub async fn ensure(
     write_key_file(file, &key)?;
     tracing::info!(namespace, name, key_id = %key.key_id(), "master key read from its Secret");
     Ok(outcome)
+}
+
+/// Why a Secret of the key's name is not one the operator made, if it is not: whoever may create Secrets in
+/// the namespace could have planted a key they know, and every value would be encrypted under it.
+pub fn unproven(secret: &Secret) -> Option<&'static str> {
+    let labelled = secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_MANAGED_BY))
+        .is_some_and(|v| v == "secret-rotator");
+    let annotated = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(ANNOTATION_MASTER_KEY));
+    (!labelled || !annotated).then_some(
+        "exists but was not created by secret-rotator (it lacks the label app.kubernetes.io/managed-by=secret-rotator and the annotation secretrotator.dev/master-key): the operator does not encrypt with a key someone else may know. Delete it to let the operator create one; to bring a key of your own, set store.embedded.existingMasterKeySecret (mounted as a file) instead, or add both markers yourself",
+    )
 }
 
 /// Writes the key file (0600), or checks that an existing one holds the same key.
@@ -213,6 +239,27 @@ fn write_key_file(file: &Path, key: &MasterKey) -> Result<(), MasterKeySecretErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_secret_without_the_operators_markers_is_refused() {
+        let mut s = Secret::default();
+        assert!(unproven(&s).is_some());
+        s.metadata.labels = Some(BTreeMap::from([(
+            LABEL_MANAGED_BY.to_owned(),
+            "secret-rotator".to_owned(),
+        )]));
+        assert!(unproven(&s).is_some(), "the label alone");
+        s.metadata.annotations = Some(BTreeMap::from([(
+            ANNOTATION_MASTER_KEY.to_owned(),
+            "x".to_owned(),
+        )]));
+        assert_eq!(unproven(&s), None);
+        s.metadata.labels = Some(BTreeMap::from([(
+            LABEL_MANAGED_BY.to_owned(),
+            "someone".to_owned(),
+        )]));
+        assert!(unproven(&s).is_some(), "another manager");
+    }
 
     #[test]
     fn the_key_file_is_written_once_and_never_overwritten() {

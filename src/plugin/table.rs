@@ -15,6 +15,8 @@ pub struct StatusRow {
     pub name: String,
     /// The store secret.
     pub store_secret: String,
+    /// The database server a database secret's account is on (`cdbs/NAME` or `dbs/NAME`).
+    pub server: String,
     /// SYSCURRENT as the synced Secret holds it.
     pub version: String,
     /// The database account in use.
@@ -54,6 +56,17 @@ pub fn status_row(sr: &SecretRotation) -> StatusRow {
             .secret_name
             .clone()
             .unwrap_or_else(|| sr.store_secret_name()),
+        server: sr
+            .spec
+            .database
+            .as_ref()
+            .map(|d| match d.server_ref.kind {
+                crate::api::ServerKind::ClusterDatabaseServer => {
+                    format!("cdbs/{}", d.server_ref.name)
+                }
+                crate::api::ServerKind::DatabaseServer => format!("dbs/{}", d.server_ref.name),
+            })
+            .unwrap_or_default(),
         version: st.version_id.clone().unwrap_or_default(),
         current_user: st.current_user.clone().unwrap_or_default(),
         last_rotation: st
@@ -120,6 +133,7 @@ pub fn status_table(rows: &[StatusRow], all: bool) -> String {
     let mut header = vec![
         "NAME",
         "STORE SECRET",
+        "SERVER",
         "VERSION",
         "USER",
         "LAST ROTATION",
@@ -137,6 +151,7 @@ pub fn status_table(rows: &[StatusRow], all: bool) -> String {
             let mut c = vec![
                 r.name.clone(),
                 r.store_secret.clone(),
+                r.server.clone(),
                 r.version.clone(),
                 r.current_user.clone(),
                 r.last_rotation.clone(),
@@ -204,7 +219,7 @@ mod tests {
     const ORDERS: &str = "apiVersion: secretrotator.dev/v1alpha1
 kind: SecretRotation
 metadata: {name: orders-db, namespace: shop}
-spec: {secretType: RDS-FG, rotation: {period: 30d}}
+spec: {secretType: RDS-FG, rotation: {period: 30d}, database: {serverRef: {name: orders-pg}, username: orders_app}}
 status:
   secretName: shop.orders-db
   versionId: v3
@@ -230,9 +245,10 @@ status:
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("NAME        STORE SECRET"), "{t}");
         assert!(
-            lines[1].starts_with("orders-db   shop.orders-db   v3"),
+            lines[1].starts_with("orders-db   shop.orders-db   cdbs/orders-pg   v3"),
             "{t}"
         );
+        assert_eq!(row.server, "cdbs/orders-pg");
         assert!(
             lines[1].contains("2026-12-28T10:00:00Z   True    Synced   0"),
             "{t}"

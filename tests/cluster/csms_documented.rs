@@ -778,6 +778,8 @@ async fn the_operator_rotates_through_the_documented_answers_and_reports_a_pendi
         .args(["--csms-timeout-secs", "5", "--csms-max-attempts", "2"])
         .args(["--namespace", &ns.name, "--metrics-addr", &metrics_addr])
         .env("KUBECONFIG", &control_plane().kubeconfig)
+        // As the other tests' operators: a rotate-now may follow the first rotation at once.
+        .env("SECRET_ROTATOR_MIN_ROTATION_PERIOD", "1s")
         .env("RUST_LOG", "info,secret_rotator=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -203,9 +203,11 @@ async fn the_operator_with_the_charts_single_namespace_rbac() {
     let release = TestNamespace::new(&c, "helm-rbac").await;
     let watched = TestNamespace::new(&c, "helm-team").await;
     let other = TestNamespace::new(&c, "helm-other").await;
+    // A release name of this test's own: the chart's cluster-scoped objects are named after it.
+    let rel = format!("r{}", &release.name[release.name.len() - 6..]);
     let rendered = helm_ok(&[
         "template",
-        "rel",
+        &rel,
         &chart(),
         "--namespace",
         &release.name,
@@ -234,7 +236,7 @@ async fn the_operator_with_the_charts_single_namespace_rbac() {
     std::fs::write(
         &kc,
         format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: {server}, insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: {token}, as: 'system:serviceaccount:{}:rel-secret-rotator'}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: {server}, insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: {token}, as: 'system:serviceaccount:{}:{rel}-secret-rotator'}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
             release.name
         ),
     )

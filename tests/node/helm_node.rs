@@ -143,7 +143,7 @@ async fn helm_install_runs_the_operator_pod_end_to_end() {
         ns,
         "--set",
         &format!(
-            "watchNamespace={},logLevel=info,concurrency=2,leaderElection.leaseDurationSeconds=10",
+            "watchNamespace={},logLevel=info,concurrency=2,leaderElection.leaseDurationSeconds=10,minRotationPeriod=1s",
             app_ns.name
         ),
     ]);
@@ -392,7 +392,7 @@ async fn gitops_template_and_apply_twice_keep_the_key_and_the_store() {
 
     // As Argo CD renders it: helm template with the chart's default values (but watchNamespace, so that
     // two operators can share this cluster), then kubectl apply.
-    let watch = format!("watchNamespace={app}");
+    let watch = format!("watchNamespace={app},minRotationPeriod=1s");
     let render = || {
         helm_ok(&[
             "template",
@@ -562,7 +562,7 @@ async fn csms_backend_in_cluster_two_replicas_fail_over_with_one_rotation() {
         ns,
         "--set",
         &format!(
-            "store.type=csms,store.csms.endpoint=http://csms.{ns}.svc:8443,store.csms.projectId=p1,store.csms.credentialsSecret=csms-credentials,replicaCount=2,leaderElection.leaseDurationSeconds=6,watchNamespace={app}"
+            "store.type=csms,store.csms.endpoint=http://csms.{ns}.svc:8443,store.csms.projectId=p1,store.csms.credentialsSecret=csms-credentials,replicaCount=2,leaderElection.leaseDurationSeconds=6,watchNamespace={app},minRotationPeriod=1s"
         ),
     ]);
     let selector = "app.kubernetes.io/instance=csms-op";

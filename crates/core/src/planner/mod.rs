@@ -892,7 +892,7 @@ mod tests {
                 until: ts("2026-11-27T12:30:00Z")
             }
         );
-        assert_eq!(p.requeue_after, Duration::from_secs(1800));
+        assert_eq!(p.requeue_after, MAX_REQUEUE, "capped like any look again");
         i.rotate_now = None;
         i.rollback_to = Some("v2");
         assert!(matches!(
