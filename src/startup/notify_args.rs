@@ -21,6 +21,11 @@ pub struct NotifyArgs {
         value_delimiter = ','
     )]
     pub notify_urls: Vec<String>,
+    /// A file with one sink URL per line (blank lines and `#` comments skipped), for example a mounted
+    /// Secret: a webhook URL often carries a token, and arguments are visible to whoever may read the pod.
+    /// Its sinks come after those of --notify-url.
+    #[arg(long, value_name = "FILE", env = "SECRET_ROTATOR_NOTIFY_URLS_FILE")]
+    pub notify_urls_file: Option<PathBuf>,
     /// The key of the requests' HMAC-SHA256 signature: the file's bytes, trailing whitespace and newlines
     /// removed, at least 16 (mode 0600, or a Secret mounted 0440 with fsGroup). Required with --notify-url.
     #[arg(long, value_name = "FILE", env = "SECRET_ROTATOR_NOTIFY_HMAC_KEY_FILE")]
@@ -67,17 +72,25 @@ pub struct NotifyArgs {
 impl NotifyArgs {
     /// The configuration, with the key (and CA) read; none without a sink.
     pub fn config(&self) -> Result<Option<NotifyConfig>, BoxError> {
-        let urls: Vec<String> = self
+        let mut urls: Vec<String> = self
             .notify_urls
             .iter()
             .map(|u| u.trim().to_owned())
             .filter(|u| !u.is_empty())
             .collect();
+        if let Some(path) = &self.notify_urls_file {
+            check_private(path, "notification URLs file")?;
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("--notify-urls-file {}: {e}", path.display()))?,
+            );
+            urls.extend(urls_of(&text));
+        }
         if urls.is_empty() {
             return Ok(None);
         }
         let path = self.notify_hmac_key_file.as_ref().ok_or(
-            "--notify-hmac-key-file is required with --notify-url: every request is signed with it",
+            "--notify-hmac-key-file is required with --notify-url or --notify-urls-file: every request is signed with it",
         )?;
         check_private(path, "notification HMAC key file")?;
         let mut key = zeroize::Zeroizing::new(
@@ -101,5 +114,33 @@ impl NotifyArgs {
             queue: self.notify_queue_size as usize,
             ca_pem,
         }))
+    }
+}
+
+/// The sink URLs of a URLs file: one per line, blank lines and `#` comments skipped.
+fn urls_of(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_urls_file_has_one_url_a_line() {
+        let urls: Vec<String> = urls_of(
+            "# ops\nhttps://hooks.example.com/in?token=t\n\n  http://receiver.ops.svc/e  \n",
+        )
+        .collect();
+        assert_eq!(
+            urls,
+            [
+                "https://hooks.example.com/in?token=t",
+                "http://receiver.ops.svc/e"
+            ]
+        );
     }
 }

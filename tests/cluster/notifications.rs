@@ -594,9 +594,13 @@ async fn a_full_queue_drops_and_a_failing_sink_is_given_up_after_the_attempts() 
     let sink = Sink::start(Mode::HoldThenFail).await;
     let files = OperatorFiles::new();
     let key = key_file(files.dir.path(), KEY, 0o600);
+    // The sink from a URLs file, as the chart mounts it from a Secret.
+    let urls = files.dir.path().join("urls");
+    std::fs::write(&urls, format!("# the one sink\n{}\n", sink.url)).unwrap();
+    std::fs::set_permissions(&urls, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let args = [
         "--leader-election=false".to_owned(),
-        format!("--notify-url={}", sink.url),
+        format!("--notify-urls-file={}", urls.display()),
         format!("--notify-hmac-key-file={}", key.display()),
         "--notify-queue-size=1".to_owned(),
         "--notify-max-attempts=2".to_owned(),
@@ -682,8 +686,8 @@ async fn notifications_without_a_usable_key_stop_the_start() {
     }
 }
 
-/// The chart passes the sinks and mounts the key from a Secret (never an argument), in a Deployment the
-/// apiserver takes; sinks without a key Secret, or a sink that is not http(s), are refused.
+/// The chart mounts the sinks' URLs and the key from a Secret (never arguments: a webhook URL often carries
+/// a token), in a Deployment the apiserver takes; the removed per-URL values are refused.
 #[tokio::test]
 async fn the_chart_passes_sinks_and_mounts_the_key() {
     use crate::support::helm::{chart, helm, helm_ok, kubectl_stdin};
@@ -701,9 +705,7 @@ async fn the_chart_passes_sinks_and_mounts_the_key() {
             "--show-only",
             "templates/deployment.yaml",
             "--set",
-            "notifications.sinks={https://hooks.example.com/in?team=a,http://receiver.ops.svc:8080/events}",
-            "--set",
-            "notifications.hmacKeySecret=notify-key,notifications.failureThreshold=5,notifications.caConfigMap=hooks-ca",
+            "notifications.secret=notify,notifications.failureThreshold=5,notifications.caConfigMap=hooks-ca",
         ],
     );
     let applied = kubectl_stdin(
@@ -724,8 +726,7 @@ async fn the_chart_passes_sinks_and_mounts_the_key() {
         .map(|a| a.as_str().unwrap())
         .collect();
     for want in [
-        "--notify-url=https://hooks.example.com/in?team=a",
-        "--notify-url=http://receiver.ops.svc:8080/events",
+        "--notify-urls-file=/etc/secret-rotator/notify/urls",
         "--notify-hmac-key-file=/etc/secret-rotator/notify/hmac.key",
         "--notify-failure-threshold=5",
         "--notify-max-attempts=6",
@@ -734,16 +735,20 @@ async fn the_chart_passes_sinks_and_mounts_the_key() {
     ] {
         assert!(args.contains(&want), "{want} missing from {args:?}");
     }
+    assert!(
+        !args.iter().any(|a| a.starts_with("--notify-url=")),
+        "a URL on the command line: {args:?}"
+    );
     let volume = pod["volumes"]
         .as_array()
         .unwrap()
         .iter()
         .find(|v| v["name"] == "notify-key")
         .expect("the key volume");
-    assert_eq!(volume["secret"]["secretName"], "notify-key");
+    assert_eq!(volume["secret"]["secretName"], "notify");
     assert_eq!(
         volume["secret"]["items"],
-        json!([{"key": "hmac.key", "path": "hmac.key"}])
+        json!([{"key": "urls", "path": "urls"}, {"key": "hmac.key", "path": "hmac.key"}])
     );
     let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
     assert!(
@@ -757,7 +762,7 @@ async fn the_chart_passes_sinks_and_mounts_the_key() {
     assert!(!plain.contains("notify"), "{plain}");
     for bad in [
         "notifications.sinks={https://hooks.example.com/in}",
-        "notifications.sinks={ftp://hooks.example.com/in},notifications.hmacKeySecret=k",
+        "notifications.secret=Not_A_Name",
     ] {
         let out = helm(&kc, &["template", "rel", &chart(), "--set", bad]);
         assert!(!out.status.success(), "{bad} was accepted");
