@@ -335,3 +335,98 @@ async fn a_servers_error_text_is_not_copied_into_the_status() {
     let text = serde_json::to_string(&server.status).unwrap();
     assert!(!text.contains('\u{1b}'), "{text}");
 }
+
+/// A person's requests cost nothing to make and a rotation each to carry out: rotate-now and rollback-to
+/// wait for `--min-rotation-period` since SYSCURRENT changed, and a rollback goes only to a version younger
+/// than `--max-rollback-age`.
+#[tokio::test]
+async fn requests_are_bounded_by_the_rotation_floor_and_the_rollback_age() {
+    let c = client().await;
+    install_crd(&c).await;
+    let common = |name: &str| {
+        Common {
+            name,
+            period: "30d",
+            extra: "",
+        }
+        .yaml()
+    };
+    // A floor of an hour: twenty rotate-now values in a row make no version.
+    let slow = TestNamespace::new(&c, "tenancy-floor").await;
+    let files = OperatorFiles::new();
+    let _op = start_in(
+        &files,
+        &slow.name,
+        &[("SECRET_ROTATOR_MIN_ROTATION_PERIOD", "1h")],
+    );
+    apply_sr(&c, &slow.name, &common("api")).await;
+    wait_version(&c, &slow.name, "api", "v1", 30).await;
+    for i in 0..20 {
+        annotate(
+            &c,
+            &slow.name,
+            "api",
+            "secretrotator.dev/rotate-now",
+            &format!("flood-{i}"),
+        )
+        .await;
+    }
+    let sr = eventually(30, "the request waits", || async {
+        let sr = get_sr(&c, &slow.name, "api").await;
+        condition(&sr, "Rotating")
+            .is_some_and(|r| r.reason == "RateLimited")
+            .then_some(sr)
+    })
+    .await;
+    let rotating = condition(&sr, "Rotating").unwrap();
+    assert!(
+        rotating.message.contains("rotate-now"),
+        "{}",
+        rotating.message
+    );
+    assert_eq!(sr.status.unwrap().version_id.as_deref(), Some("v1"));
+    // An age of one second: v1 is too old to go back to by the time it is asked for.
+    let young = TestNamespace::new(&c, "tenancy-age").await;
+    let files2 = OperatorFiles::new();
+    let _op2 = start_in(
+        &files2,
+        &young.name,
+        &[("SECRET_ROTATOR_MAX_ROLLBACK_AGE", "1s")],
+    );
+    apply_sr(&c, &young.name, &common("api")).await;
+    wait_version(&c, &young.name, "api", "v1", 30).await;
+    annotate(&c, &young.name, "api", "secretrotator.dev/rotate-now", "1").await;
+    wait_version(&c, &young.name, "api", "v2", 30).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    annotate(
+        &c,
+        &young.name,
+        "api",
+        "secretrotator.dev/rollback-to",
+        "v1",
+    )
+    .await;
+    let sr = eventually(30, "the rollback is refused", || async {
+        let sr = get_sr(&c, &young.name, "api").await;
+        sr.status
+            .as_ref()
+            .and_then(|s| s.last_rollback.as_ref())
+            .is_some_and(|r| r.request == "v1")
+            .then_some(sr)
+    })
+    .await;
+    let st = sr.status.unwrap();
+    let last = st.last_rollback.unwrap();
+    assert_eq!(
+        last.result,
+        secret_rotator::api::RollbackResult::Refused,
+        "{}",
+        last.message
+    );
+    assert!(
+        last.message.contains("--max-rollback-age"),
+        "{}",
+        last.message
+    );
+    assert_eq!(st.version_id.as_deref(), Some("v2"));
+}
