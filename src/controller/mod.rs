@@ -345,49 +345,53 @@ fn server_events(
         listed,
     } = writer;
     let listed = Arc::new(listed);
-    let (l1, l2) = (listed.clone(), listed);
-    let cluster_events = reflector::reflector(
-        cluster,
-        watcher(
-            Api::<ClusterDatabaseServer>::all(client.clone()),
-            watcher::Config::default().any_semantic(),
-        )
-        .default_backoff()
-        .modify(trim_cached),
-    )
-    .try_filter_map(move |ev| {
-        futures::future::ready(Ok(match ev {
-            watcher::Event::Apply(s) | watcher::Event::Delete(s) | watcher::Event::InitApply(s) => {
-                Some(s)
-            }
-            watcher::Event::InitDone => {
-                l1.send_modify(|l| l.0 = true);
-                None
-            }
-            watcher::Event::Init => None,
-        }))
-    });
+    let cluster_events = objects_once_listed(
+        reflector::reflector(
+            cluster,
+            watcher(
+                Api::<ClusterDatabaseServer>::all(client.clone()),
+                watcher::Config::default().any_semantic(),
+            )
+            .default_backoff()
+            .modify(trim_cached),
+        ),
+        listed.clone(),
+        |l| l.0 = true,
+    );
     let api: Api<DatabaseServer> = match &scope.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let namespaced_events = reflector::reflector(
-        namespaced,
-        watcher(api, watcher::Config::default().any_semantic())
-            .default_backoff()
-            .modify(trim_cached),
-    )
-    .try_filter_map(move |ev| {
+    let namespaced_events = objects_once_listed(
+        reflector::reflector(
+            namespaced,
+            watcher(api, watcher::Config::default().any_semantic())
+                .default_backoff()
+                .modify(trim_cached),
+        ),
+        listed,
+        |l| l.1 = true,
+    );
+    (cluster_events, namespaced_events)
+}
+
+/// The objects a server watch delivers (each wakes the resources naming it); its first complete list is
+/// marked in `listed` by `mark`.
+fn objects_once_listed<K: Send + 'static>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    listed: Arc<tokio::sync::watch::Sender<(bool, bool)>>,
+    mark: fn(&mut (bool, bool)),
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+    events.try_filter_map(move |ev| {
         futures::future::ready(Ok(match ev {
             watcher::Event::Apply(s) | watcher::Event::Delete(s) | watcher::Event::InitApply(s) => {
                 Some(s)
             }
             watcher::Event::InitDone => {
-                l2.send_modify(|l| l.1 = true);
+                listed.send_modify(mark);
                 None
             }
             watcher::Event::Init => None,
         }))
-    });
-    (cluster_events, namespaced_events)
+    })
 }

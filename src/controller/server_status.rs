@@ -135,6 +135,17 @@ fn same(a: Option<&DatabaseServerStatus>, b: &DatabaseServerStatus) -> bool {
     })
 }
 
+/// The status a check of `server` gives, when it differs from `previous`.
+async fn changed_status(
+    ctx: &Context,
+    previous: Option<&DatabaseServerStatus>,
+    generation: Option<i64>,
+    server: Result<Server, String>,
+) -> Option<DatabaseServerStatus> {
+    let status = status_of(previous, generation, verdict(ctx, server).await);
+    (!same(previous, &status)).then_some(status)
+}
+
 async fn write<K>(api: Api<K>, name: &str, status: &DatabaseServerStatus) -> Result<(), StatusError>
 where
     K: Clone + DeserializeOwned + std::fmt::Debug,
@@ -158,12 +169,8 @@ async fn reconcile_cluster(
     ctx: Arc<Context>,
 ) -> Result<Action, StatusError> {
     let server = Server::of_cluster(&obj).map_err(|e| e.to_string());
-    let status = status_of(
-        obj.status.as_ref(),
-        obj.metadata.generation,
-        verdict(&ctx, server).await,
-    );
-    if !same(obj.status.as_ref(), &status) {
+    let generation = obj.metadata.generation;
+    if let Some(status) = changed_status(&ctx, obj.status.as_ref(), generation, server).await {
         info!(server = %obj.name_any(), reason = %status.conditions[0].reason, "server status");
         write(
             Api::<ClusterDatabaseServer>::all(ctx.client.clone()),
@@ -180,12 +187,8 @@ async fn reconcile_namespaced(
     ctx: Arc<Context>,
 ) -> Result<Action, StatusError> {
     let server = Server::of_namespaced(&obj).map_err(|e| e.to_string());
-    let status = status_of(
-        obj.status.as_ref(),
-        obj.metadata.generation,
-        verdict(&ctx, server).await,
-    );
-    if !same(obj.status.as_ref(), &status) {
+    let generation = obj.metadata.generation;
+    if let Some(status) = changed_status(&ctx, obj.status.as_ref(), generation, server).await {
         let ns = obj.namespace().unwrap_or_default();
         info!(server = %format!("{ns}/{}", obj.name_any()), reason = %status.conditions[0].reason, "server status");
         write(

@@ -330,10 +330,27 @@ async fn a_servers_error_text_is_not_copied_into_the_status() {
     let events = event_text(&c, n).await;
     assert!(!events.contains("does not exist"), "{events}");
     // The server's own status says what its login met, escaped.
-    let server: secret_rotator::api::DatabaseServer =
-        Api::namespaced(c.clone(), n).get("hostile").await.unwrap();
-    let text = serde_json::to_string(&server.status).unwrap();
-    assert!(!text.contains('\u{1b}'), "{text}");
+    let servers: Api<secret_rotator::api::DatabaseServer> = Api::namespaced(c.clone(), n);
+    let ready = eventually(30, "the server's Ready condition", || async {
+        let s = servers.get("hostile").await.ok()?;
+        s.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+    })
+    .await;
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "LoginFailed"),
+        "{ready:?}"
+    );
+    assert!(ready.message.starts_with("CSMS.0510."), "{}", ready.message);
+    assert!(!ready.message.contains('\u{1b}'), "{}", ready.message);
+    assert!(
+        ready.message.contains("\\u{1b}"),
+        "the escape is written out: {}",
+        ready.message
+    );
 }
 
 /// A person's requests cost nothing to make and a rotation each to carry out: rotate-now and rollback-to
