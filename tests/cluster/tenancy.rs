@@ -247,7 +247,9 @@ async fn the_administrator_account_cannot_be_taken_over() {
     )
     .await
     .unwrap();
-    wait_ready(&c, n, "db", "True", "Synced", 60).await;
+    // The refusal was a failed attempt: the new account's first rotation waits for its backoff (10 s,
+    // doubling with each refused attempt before the edit landed; a loaded machine may see several).
+    wait_ready(&c, n, "db", "True", "Synced", 180).await;
     let synced = get_secret(&c, n, "db").await.expect("the synced Secret");
     assert_eq!(secret_text(&synced, "username"), "app");
     assert!(pg.login("app", &secret_text(&synced, "password")).await);
